@@ -1,0 +1,653 @@
+"""The stack configuration: one typed, validated object read from the ``flywheel:`` namespace.
+
+Every key name here is public contract (stack files outside this repo write them).
+``load_platform_config`` validates the whole namespace before any resource is
+registered and reports every problem as one line:
+
+    flywheel:attic.gc.retention: not a duration (got '6 monthz'; expected a humantime duration ...)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from components.config_types import (
+    AtticCacheName,
+    BucketName,
+    CronSchedule,
+    DnsLabel,
+    GitlabVariableKey,
+    Hostname,
+    HttpUrl,
+    Humantime,
+    Image,
+    Quantity,
+    check_maskable,
+    parse_humantime,
+    parse_quantity,
+)
+
+NAMESPACE = "flywheel"
+SUBSTRATE_MODE = "shared-cache-backed"
+# Keys the runners inject; a group or project variable with one of these names would override it.
+CONTRACT_RUNNER_KEYS = frozenset({"BAZEL_REMOTE_CACHE", "GF_BAZEL_SUBSTRATE_MODE"})
+# Keys the platform itself sets as group variables.
+PLATFORM_GROUP_KEYS = frozenset({"ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY", "ATTIC_TOKEN"})
+DAY_SECONDS = 86400
+
+
+class ConfigError(Exception):
+    """The stack configuration is invalid; ``problems`` holds one user-facing line each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def _problem(message: str, expected: str, key: str | None = None) -> PydanticCustomError:
+    """A config error; ``key`` names the offending field when a model-level check raises it."""
+    return PydanticCustomError("flywheel", message, {"expected": expected, "key": key})
+
+
+class Model(BaseModel):
+    """Base for every config object: camelCase keys, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
+
+# --- gitlab -------------------------------------------------------------------------------------
+
+
+class ExtraVariable(Model):
+    value: str = Field(description="The variable's value.")
+    masked: bool = Field(False, description="Mask the value in job logs (GitLab's masking rules are checked).")
+    hidden: bool = Field(False, description="Also hide the value in the UI (implies masked).")
+    protected: bool = Field(False, description="Only expose the variable on protected branches and tags.")
+    raw: bool = Field(True, description="Do not expand `$` references in the value.")
+    description: str | None = Field(None, description="Shown in GitLab's variable list.")
+
+    @model_validator(mode="after")
+    def _maskable(self) -> ExtraVariable:
+        if self.hidden and not self.masked:
+            raise _problem("hidden variables must also be masked", "masked: true alongside hidden: true", "masked")
+        if self.masked:
+            check_maskable(self.value)
+        return self
+
+
+class GitlabConfig(Model):
+    url: HttpUrl = Field(description="Base URL of the GitLab instance, e.g. `https://gitlab.example.com`.")
+    group_path: str = Field(min_length=1, description="Full path of the group that gets the runners and variables.")
+    group_id: int = Field(gt=0, description="Numeric ID of that group (runners are registered with it).")
+    template_project: str = Field(
+        min_length=1, description="Full path of the project that receives the CI/CD component file."
+    )
+    template_ref: str = Field("main", min_length=1, description="Branch the CI/CD component is committed to.")
+    extra_variables: dict[GitlabVariableKey, ExtraVariable] = Field(
+        default_factory=dict,
+        description="Extra group CI/CD variables: `KEY: value` or `KEY: {value, masked, hidden, protected, raw}`.",
+    )
+
+    @field_validator("extra_variables", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: {"value": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("extra_variables", mode="after")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, ExtraVariable]) -> dict[str, ExtraVariable]:
+        for key in value:
+            if key in CONTRACT_RUNNER_KEYS:
+                raise _problem(
+                    f"'{key}' would override the value the runners inject and break the cache contract",
+                    "any key except BAZEL_REMOTE_CACHE and GF_BAZEL_SUBSTRATE_MODE",
+                )
+            if key in PLATFORM_GROUP_KEYS:
+                raise _problem(
+                    f"'{key}' is set by the platform from the Attic server's outputs",
+                    "any key except " + ", ".join(sorted(PLATFORM_GROUP_KEYS)),
+                )
+        return value
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/v4/"
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+class S3Credentials(Model):
+    access_key_id: SecretStr = Field(description="Access key ID (secret config).")
+    secret_access_key: SecretStr = Field(description="Secret access key (secret config).")
+
+
+class StorageConfig(Model):
+    backend: Literal["seaweedfs", "s3"] = Field(
+        "seaweedfs", description="`seaweedfs` (in-cluster, S3 gateway) or `s3` (any external S3-compatible store)."
+    )
+    bucket: BucketName = Field("flywheel-attic", description="Bucket for Attic's NARs and chunks (S3 naming rules).")
+    region: str = Field("us-east-1", min_length=1, description="S3 region (any value for SeaweedFS).")
+    endpoint: HttpUrl | None = Field(
+        None, description="`s3` only: endpoint URL with scheme; omit for AWS S3's default endpoint."
+    )
+    size: Quantity | None = Field(None, description="`seaweedfs` only (required): volume size, e.g. `100Gi`.")
+    storage_class: str | None = Field(None, description="`seaweedfs` only: StorageClass of the volume.")
+    image: Image = Field("chrislusf/seaweedfs:3.97", description="`seaweedfs` only: SeaweedFS image (pinned).")
+    credentials: S3Credentials | None = Field(
+        None,
+        description="`s3` only (required): `{accessKeyId, secretAccessKey}`; set with `pulumi config set --secret`.",
+    )
+    protect: bool = Field(True, description="Protect the bucket from `pulumi destroy` and retain it on delete.")
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> StorageConfig:
+        if self.backend == "seaweedfs":
+            if self.size is None:
+                raise _problem("backend 'seaweedfs' needs 'size' (its volume size)", "a quantity like '100Gi'", "size")
+            if self.endpoint is not None or self.credentials is not None:
+                raise _problem(
+                    "'endpoint' and 'credentials' belong to backend 's3'",
+                    "no endpoint or credentials with backend 'seaweedfs' (the program generates its identities)",
+                    "endpoint" if self.endpoint is not None else "credentials",
+                )
+        else:
+            if self.credentials is None:
+                raise _problem(
+                    "backend 's3' needs 'credentials'",
+                    "{accessKeyId, secretAccessKey} set with `pulumi config set --secret`",
+                    "credentials",
+                )
+            if self.size is not None:
+                raise _problem("'size' belongs to backend 'seaweedfs'", "no size with backend 's3'", "size")
+        return self
+
+
+# --- database -----------------------------------------------------------------------------------
+
+
+class DatabaseConfig(Model):
+    backend: Literal["cnpg", "external"] = Field(
+        "cnpg", description="`cnpg` (CloudNativePG `Cluster`) or `external` (a PostgreSQL DSN)."
+    )
+    instances: int = Field(2, ge=1, le=9, description="`cnpg`: PostgreSQL instances (1 primary + replicas).")
+    size: Quantity = Field("10Gi", description="`cnpg`: volume size per instance.")
+    storage_class: str | None = Field(None, description="`cnpg`: StorageClass of the volumes.")
+    postgres_image: Image = Field(
+        "ghcr.io/cloudnative-pg/postgresql:16.6", description="`cnpg`: PostgreSQL image (pinned)."
+    )
+    install_operator: bool = Field(True, description="`cnpg`: install the CloudNativePG operator (Helm, pinned).")
+    operator_chart_version: str = Field("0.23.0", description="`cnpg`: `cloudnative-pg` chart version.")
+    url: SecretStr | None = Field(
+        None, description="`external` only (required): `postgres://...` DSN, set with `pulumi config set --secret`."
+    )
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> DatabaseConfig:
+        if self.backend == "external":
+            if self.url is None:
+                raise _problem("backend 'external' needs 'url'", "a postgres:// DSN set as secret config", "url")
+            if not self.url.get_secret_value().startswith(("postgres://", "postgresql://")):
+                raise _problem("'url' is not a PostgreSQL DSN", "a postgres:// or postgresql:// DSN", "url")
+        elif self.url is not None:
+            raise _problem("'url' belongs to backend 'external'", "no url with backend 'cnpg'", "url")
+        return self
+
+
+# --- attic --------------------------------------------------------------------------------------
+
+
+class Chunking(Model):
+    nar_size_threshold: int = Field(65536, ge=0, description="NARs at least this large are chunked (0 disables).")
+    min_size: int = Field(16384, gt=0, description="Minimum chunk size in bytes.")
+    avg_size: int = Field(65536, gt=0, description="Average chunk size in bytes.")
+    max_size: int = Field(262144, gt=0, description="Maximum chunk size in bytes.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Chunking:
+        if not self.min_size <= self.avg_size <= self.max_size:
+            raise _problem(
+                f"chunk sizes are out of order (min {self.min_size}, avg {self.avg_size}, max {self.max_size})",
+                "minSize <= avgSize <= maxSize",
+                "avgSize",
+            )
+        return self
+
+
+class Compression(Model):
+    type: Literal["none", "brotli", "zstd", "xz"] = Field("zstd", description="NAR compression.")
+    level: int | None = Field(None, ge=0, le=22, description="Compression level (algorithm default if unset).")
+
+
+class GarbageCollection(Model):
+    schedule: CronSchedule = Field("15 3 * * *", description="When the GC CronJob runs (5-field cron, UTC).")
+    retention: Humantime = Field("30 days", description="Paths unused this long are collected (at least 1 day).")
+
+    @field_validator("retention")
+    @classmethod
+    def _at_least_a_day(cls, value: str) -> str:
+        if parse_humantime(value) < DAY_SECONDS:
+            raise _problem("retention is shorter than one day", "a humantime duration of at least '1 day'")
+        return value
+
+    @property
+    def retention_seconds(self) -> int:
+        return int(parse_humantime(self.retention))
+
+
+class Resources(Model):
+    cpu_request: Quantity = Field("100m", description="CPU request.")
+    memory_request: Quantity = Field("256Mi", description="Memory request.")
+    cpu_limit: Quantity | None = Field("2", description="CPU limit (null for none).")
+    memory_limit: Quantity = Field("1Gi", description="Memory limit.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        _check_within("cpuRequest", self.cpu_request, "cpuLimit", self.cpu_limit)
+        _check_within("memoryRequest", self.memory_request, "memoryLimit", self.memory_limit)
+        return self
+
+    def to_kubernetes(self) -> dict[str, dict[str, str]]:
+        limits = {"memory": self.memory_limit} | ({"cpu": self.cpu_limit} if self.cpu_limit else {})
+        return {"requests": {"cpu": self.cpu_request, "memory": self.memory_request}, "limits": limits}
+
+
+def _check_within(request_key: str, request: str, limit_key: str, limit: str | None) -> None:
+    if limit is not None and parse_quantity(request) > parse_quantity(limit):
+        raise _problem(
+            f"{request_key} {request} exceeds {limit_key} {limit}", f"{request_key} <= {limit_key}", request_key
+        )
+
+
+class AtticIngress(Model):
+    class_name: str | None = Field(None, description="IngressClass name (cluster default if unset).")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations, e.g. cert-manager's issuer for TLS."
+    )
+    tls_secret_name: str | None = Field(None, description="Secret holding the TLS certificate (enables TLS).")
+    max_body_size: str = Field("4g", description="Upload body-size limit (ingress-nginx `proxy-body-size`).")
+
+
+class AtticConfig(Model):
+    image: Image = Field(
+        "ghcr.io/zhaofengli/attic:4dbdbee45728d8ce5788db6461aaaa89d98081f0", description="atticd image (pinned)."
+    )
+    replicas: int = Field(2, ge=1, le=20, description="`api-server` replicas.")
+    host: Hostname | None = Field(None, description="External host name; creates an Ingress when set.")
+    ingress: AtticIngress = Field(default_factory=AtticIngress, description="Ingress settings (with `host`).")
+    cache_name: AtticCacheName = Field("main", description="Name of the Attic cache CI pushes to.")
+    public: bool = Field(False, description="Let anyone pull from the cache without a token.")
+    priority: int = Field(41, ge=0, description="Substituter priority (cache.nixos.org is 40; lower wins).")
+    chunking: Chunking = Field(default_factory=Chunking, description="atticd `[chunking]` (fix before first use).")
+    compression: Compression = Field(default_factory=Compression, description="atticd `[compression]`.")
+    gc: GarbageCollection = Field(default_factory=GarbageCollection, description="`{schedule, retention}` of GC.")
+    token_validity: Humantime = Field("90 days", description="Lifetime of the CI push token.")
+    token_rotation_window: Humantime = Field(
+        "14 days", description="Re-mint the CI token when it expires within this window."
+    )
+    resources: Resources = Field(default_factory=Resources, description="api-server resources.")
+
+    @model_validator(mode="after")
+    def _rotation_inside_validity(self) -> AtticConfig:
+        if parse_humantime(self.token_rotation_window) >= parse_humantime(self.token_validity):
+            raise _problem(
+                f"tokenRotationWindow '{self.token_rotation_window}' is not shorter than "
+                f"tokenValidity '{self.token_validity}'",
+                "tokenRotationWindow < tokenValidity",
+                "tokenRotationWindow",
+            )
+        return self
+
+
+# --- bazel cache --------------------------------------------------------------------------------
+
+BAZEL_DISK_HEADROOM = 1.1  # bazel-remote's max_size must fit the volume with 10 % to spare
+
+
+class BazelCacheConfig(Model):
+    enabled: bool = Field(True, description="Deploy bazel-remote and inject `BAZEL_REMOTE_CACHE`.")
+    image: Image = Field("buchgr/bazel-remote-cache:v2.4.4", description="bazel-remote image (pinned).")
+    max_size_gib: int = Field(50, gt=0, alias="maxSizeGiB", description="bazel-remote `--max_size` in GiB.")
+    storage_size: Quantity = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
+    storage_class: str | None = Field(None, description="StorageClass of the volume.")
+    s3_tier: bool = Field(False, description="Use the object store (prefix `bazel/`) as a second tier.")
+    resources: Resources = Field(default_factory=Resources, description="bazel-remote resources.")
+
+    @model_validator(mode="after")
+    def _volume_holds_cache(self) -> BazelCacheConfig:
+        needed_gib = math.ceil(self.max_size_gib * BAZEL_DISK_HEADROOM)
+        if parse_quantity(self.storage_size) < needed_gib * 2**30:
+            raise _problem(
+                f"storageSize '{self.storage_size}' cannot hold maxSizeGiB {self.max_size_gib} with 10% headroom "
+                "(bazel-remote would be evicted when the cache fills)",
+                f"storageSize of at least '{needed_gib}Gi'",
+                "storageSize",
+            )
+        return self
+
+
+# --- runners ------------------------------------------------------------------------------------
+
+
+class RunnerPoolConfig(Model):
+    name: DnsLabel = Field(description="Pool name (DNS-1123 label, unique); names the runner and its release.")
+    tags: list[str] = Field(min_length=1, description="Job tags this pool's runner picks up (untagged jobs: off).")
+    concurrent: int = Field(4, gt=0, le=200, description="Jobs the pool runs at once.")
+    image: Image = Field("alpine:3.20", description="Default job image.")
+    privileged: bool = Field(False, description="Privileged job pods (e.g. docker-in-docker). Off unless declared.")
+    cpu_request: Quantity = Field("500m", description="Job pod CPU request.")
+    cpu_limit: Quantity = Field("2", description="Job pod CPU limit.")
+    memory_request: Quantity = Field("1Gi", description="Job pod memory request.")
+    memory_limit: Quantity = Field("4Gi", description="Job pod memory limit.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector for job pods.")
+    environment: dict[GitlabVariableKey, str] = Field(
+        default_factory=dict, description="Extra job environment, e.g. `NIX_CONFIG` for Nix pools."
+    )
+    cache_injection: bool = Field(True, description="Inject the cache contract variables into jobs.")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_unique(cls, value: list[str]) -> list[str]:
+        if any(not tag for tag in value) or len(set(value)) != len(value):
+            raise _problem("tags must be non-empty and unique", "a list of distinct, non-empty tag names")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_not_contract(cls, value: dict[str, str]) -> dict[str, str]:
+        owned = CONTRACT_RUNNER_KEYS | (PLATFORM_GROUP_KEYS - {"ATTIC_TOKEN"})
+        clash = sorted(owned & value.keys())
+        if clash:
+            raise _problem(
+                f"{', '.join(clash)} is injected from the cache contract",
+                "keys other than " + ", ".join(sorted(owned)),
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> RunnerPoolConfig:
+        _check_within("cpuRequest", self.cpu_request, "cpuLimit", self.cpu_limit)
+        _check_within("memoryRequest", self.memory_request, "memoryLimit", self.memory_limit)
+        return self
+
+
+class JobsQuota(Model):
+    cpu: Quantity = Field("64", description="Total CPU limits of all job pods.")
+    memory: Quantity = Field("256Gi", description="Total memory limits of all job pods.")
+    pods: int = Field(200, gt=0, description="Job pods at once.")
+
+
+class RunnerFleetConfig(Model):
+    chart_repository: HttpUrl = Field(
+        "https://charts.gitlab.io", description="Helm repository of `gitlab-runner` (mirror it for air-gapped sites)."
+    )
+    chart_version: str = Field("0.71.0", min_length=1, description="`gitlab-runner` chart version (pinned).")
+    jobs_namespace: DnsLabel | None = Field(None, description="Namespace of job pods (default `<namespace>-jobs`).")
+    check_interval: int = Field(3, gt=0, description="Seconds between the runner's job polls.")
+    jobs_quota: JobsQuota = Field(default_factory=JobsQuota, description="ResourceQuota of the jobs namespace.")
+
+
+# --- CI template --------------------------------------------------------------------------------
+
+
+class CiTemplateConfig(Model):
+    attic_client_ref: str = Field(
+        "github:NixOS/nixpkgs/nixos-24.11#attic-client",
+        min_length=1,
+        description="First flake ref the bootstrap substitutes the attic client from (`--max-jobs 0`).",
+    )
+    fallback_client_ref: str = Field(
+        ".#attic-client", min_length=1, description="Second ref, tried with the Attic cache as a substituter."
+    )
+    connect_timeout_seconds: int = Field(5, gt=0, le=120, description="Nix `connect-timeout` while fetching.")
+    stalled_download_timeout_seconds: int = Field(
+        5, gt=0, le=600, description="Nix `stalled-download-timeout` while fetching the client."
+    )
+    client_fetch_timeout_seconds: int = Field(
+        90, gt=0, le=1800, description="Outer bound on each client fetch attempt."
+    )
+    drain_timeout_seconds: int = Field(
+        60, gt=0, le=3600, description="Teardown: how long the stopped watcher may drain its queue."
+    )
+    push_timeout_seconds: int = Field(
+        120, gt=0, le=3600, description="Teardown: bound on the final `attic push` of the result closure."
+    )
+
+
+# --- the whole stack ----------------------------------------------------------------------------
+
+
+def _default_pools() -> list[RunnerPoolConfig]:
+    return [RunnerPoolConfig(name="default", tags=["flywheel"])]
+
+
+class PlatformConfig(Model):
+    namespace: DnsLabel = Field("flywheel", description="Namespace of the cache services.")
+    gitlab: GitlabConfig = Field(description="GitLab instance, group and template project (required).")
+    storage: StorageConfig = Field(
+        default_factory=lambda: StorageConfig(size="50Gi"), description="Object storage for Attic (and bazel-remote)."
+    )
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL for Attic.")
+    attic: AtticConfig = Field(default_factory=AtticConfig, description="The Attic server, cache and GC.")
+    bazel_cache: BazelCacheConfig = Field(default_factory=BazelCacheConfig, description="bazel-remote.")
+    runners: list[RunnerPoolConfig] = Field(default_factory=_default_pools, description="Runner pools.")
+    runner_fleet: RunnerFleetConfig = Field(default_factory=RunnerFleetConfig, description="Runner chart and jobs.")
+    ci_template: CiTemplateConfig = Field(default_factory=CiTemplateConfig, description="The greedy CI template.")
+
+    @field_validator("runners")
+    @classmethod
+    def _pool_names_unique(cls, value: list[RunnerPoolConfig]) -> list[RunnerPoolConfig]:
+        names = [pool.name for pool in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise _problem(f"pool names repeat: {', '.join(duplicates)}", "a unique name per pool")
+        return value
+
+    @property
+    def jobs_namespace(self) -> str:
+        return self.runner_fleet.jobs_namespace or f"{self.namespace}-jobs"
+
+
+def _cross_area_problems(config: PlatformConfig) -> list[str]:
+    """Rules that span two areas (pydantic validates one object at a time)."""
+    problems = []
+    if config.jobs_namespace == config.namespace:
+        problems.append(
+            f"{NAMESPACE}:runnerFleet.jobsNamespace: job pods must not share the cache namespace "
+            f"(got {config.jobs_namespace!r}; expected a namespace other than {config.namespace!r})"
+        )
+    return problems
+
+
+# --- loading and error reporting ----------------------------------------------------------------
+
+STRUCTURED_KEYS = {"gitlab", "storage", "database", "attic", "bazelCache", "runners", "runnerFleet", "ciTemplate"}
+# Paths (camelCase, within the flywheel namespace) whose values are never echoed in errors.
+SECRET_PATHS: set[tuple[str, ...]] = {("storage", "credentials"), ("database", "url")}
+
+_EXPECTED_BY_TYPE = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "a whole number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "an object of key: value pairs",
+    "model_type": "an object of key: value pairs",
+    "model_attributes_type": "an object of key: value pairs",
+    "list_type": "a list",
+    "too_short": "at least {min_length} item(s)",
+    "string_too_short": "at least {min_length} character(s)",
+}
+
+
+def load_platform_config(raw: Mapping[str, Any], secret_keys: Sequence[str] = ()) -> PlatformConfig:
+    """Validate the raw ``flywheel:*`` config (keys without the prefix, values as Pulumi gives them).
+
+    Structured values may be JSON strings (as the Pulumi engine passes them) or already-parsed objects.
+    Raises ``ConfigError`` listing every problem; never registers anything.
+    """
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        if key in STRUCTURED_KEYS and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                problems.append(f"{NAMESPACE}:{key}: not valid JSON ({err.msg}); expected a structured object")
+                continue
+        data[key] = value
+    if problems:
+        raise ConfigError(problems)
+    hidden: set[tuple[str, ...]] = {(key,) for key in secret_keys} | SECRET_PATHS
+    try:
+        config = PlatformConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(sorted({_describe(error, hidden) for error in err.errors()})) from None
+    problems = _cross_area_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_from_pulumi() -> PlatformConfig:
+    """Read the ``flywheel:`` namespace from the running Pulumi program's config."""
+    from pulumi.runtime import config as runtime_config
+
+    # The language host passes config in PULUMI_CONFIG; mocks and the automation API set it in-process.
+    everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
+    prefix = f"{NAMESPACE}:"
+    raw = {k[len(prefix) :]: v for k, v in everything.items() if k.startswith(prefix)}
+    return load_platform_config(raw, sorted(k[len(prefix) :] for k in secret_keys if k.startswith(prefix)))
+
+
+def _describe(error: Any, hidden: set[tuple[str, ...]]) -> str:
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    key = context.get("key") if kind == "flywheel" else None
+    if key is not None:  # a model-level check: point at the field, show only its value
+        parent = error["input"] if isinstance(error["input"], Mapping) else {}
+        error = {**error, "loc": (*error["loc"], key), "input": parent.get(key)}
+    path = _dotted_path(error["loc"])
+    shown = _shown_value(error, hidden)
+    if kind == "missing":
+        return f"{NAMESPACE}:{path}: required key is missing (expected {_meaning_of(error['loc'])})"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1])
+        return f"{NAMESPACE}:{path}: unknown key (got {shown}; expected one of: {', '.join(allowed)})"
+    if kind == "flywheel":
+        message, expected = error["msg"], context.get("expected", "")
+    elif kind == "literal_error":
+        message, expected = "not an allowed value", f"one of {context['expected']}"
+    elif kind in _EXPECTED_BY_TYPE:
+        message, expected = (
+            f"not {_EXPECTED_BY_TYPE[kind].format(**context)}",
+            _EXPECTED_BY_TYPE[kind].format(**context),
+        )
+        if kind.startswith(("too_short", "string_too_short")):
+            message = "too short"
+    elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        bound = next(iter(context.values()))
+        relation = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        message, expected = "out of range", f"a number {relation} {bound}"
+    else:
+        message, expected = error["msg"][0].lower() + error["msg"][1:], _meaning_of(error["loc"])
+    return f"{NAMESPACE}:{path}: {message} (got {shown}; expected {expected})"
+
+
+def _dotted_path(loc: Sequence[str | int]) -> str:
+    """('attic', 'gc', 'retention') -> 'attic.gc.retention'; list indexes as [n]."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == "[key]":  # pydantic's marker for a dict key's own error
+            continue
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _shown_value(error: Mapping[str, Any], hidden: set[tuple[str, ...]]) -> str:
+    keys = tuple(str(p) for p in error["loc"] if not isinstance(p, int))
+    is_key_name = keys[-1:] == ("[key]",)
+    value = error.get("input") if is_key_name else _redacted(error.get("input"), keys, hidden)
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value) if isinstance(value, str) else json.dumps(value)
+    else:
+        text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_hidden(keys: tuple[str, ...], hidden: set[tuple[str, ...]]) -> bool:
+    # values of extra variables may be tokens: never echo them
+    in_variables = len(keys) >= 3 and keys[:2] == ("gitlab", "extraVariables")
+    return in_variables or any(keys[: len(secret)] == secret for secret in hidden)
+
+
+def _redacted(value: Any, keys: tuple[str, ...], hidden: set[tuple[str, ...]]) -> Any:
+    if value is not None and _is_hidden(keys, hidden):
+        return "[secret]"
+    if isinstance(value, Mapping):
+        return {k: _redacted(v, (*keys, str(k)), hidden) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, keys, hidden) for v in value]
+    return value
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The config model that owns the object at ``loc`` (None for leaves and unknown paths)."""
+    model: type[BaseModel] | None = PlatformConfig
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        if field is None:
+            # dict entries (e.g. extraVariables.KEY) keep the value model of the dict
+            continue
+        model = _inner_model(field.annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_keys(loc: Sequence[str | int]) -> list[str]:
+    model = _model_at(loc)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _meaning_of(loc: Sequence[str | int]) -> str:
+    parent = _model_at(loc[:-1])
+    if parent is not None:
+        for name, field in parent.model_fields.items():
+            if loc[-1] in (name, field.alias) and field.description:
+                return field.description.rstrip(".")
+    return "a valid value"

@@ -1,0 +1,67 @@
+"""Small Kubernetes conventions shared by every component: labels, secret references, checksums."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi_kubernetes as k8s
+
+PART_OF = "flywheel"
+
+
+def standard_labels(name: str, component: str) -> dict[str, str]:
+    """The labels DESIGN.md fixes for every object this program creates."""
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def selector_labels(name: str, component: str) -> dict[str, str]:
+    """The stable subset used in selectors (selectors are immutable once created)."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
+
+
+def checksum(text: str) -> str:
+    """Annotation value that changes whenever a mounted file changes, so pods roll."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """One key of a Kubernetes Secret, handed from the component that owns it to its consumers."""
+
+    name: str
+    key: str
+
+    def env(self, variable: str) -> k8s.core.v1.EnvVarArgs:
+        return k8s.core.v1.EnvVarArgs(
+            name=variable,
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=self.name, key=self.key)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """A consumer's S3 identity: a Secret holding AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."""
+
+    secret_name: str
+
+    @property
+    def access_key_id(self) -> SecretKeyRef:
+        return SecretKeyRef(self.secret_name, "AWS_ACCESS_KEY_ID")
+
+    @property
+    def secret_access_key(self) -> SecretKeyRef:
+        return SecretKeyRef(self.secret_name, "AWS_SECRET_ACCESS_KEY")
+
+    def env(self) -> list[k8s.core.v1.EnvVarArgs]:
+        return [
+            self.access_key_id.env("AWS_ACCESS_KEY_ID"),
+            self.secret_access_key.env("AWS_SECRET_ACCESS_KEY"),
+        ]

@@ -1,0 +1,46 @@
+"""Platform: the whole stack as one component, wired in the order of DESIGN.md's data-flow diagram."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gitlab as gitlab
+import pulumi_kubernetes as k8s
+
+from components.config import PlatformConfig
+from components.kube import standard_labels
+
+
+class Platform(pulumi.ComponentResource):
+    """Cache services, the CacheContract built from them, and the GitLab side that consumes it."""
+
+    def __init__(self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("flywheel:index:Platform", name, None, opts)
+        self.config = config
+        # Every text file the program renders (server.toml, config.toml, the CI template): path -> content.
+        self.rendered_files: dict[str, pulumi.Input[str]] = {}
+        self.outputs: dict[str, pulumi.Input[object]] = {"namespace": config.namespace}
+
+        self.namespace = k8s.core.v1.Namespace(
+            config.namespace,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=config.namespace, labels=standard_labels(config.namespace, "namespace")
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.gitlab_provider = gitlab.Provider(
+            "gitlab",
+            base_url=config.gitlab.api_url,
+            token=pulumi.Config("gitlab").get_secret("token"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        on_gitlab = pulumi.ResourceOptions(parent=self, provider=self.gitlab_provider)
+        del in_namespace, on_gitlab  # used by the component wiring below as each component lands
+
+        self.register_outputs(self.outputs)
+
+    def _publish(self, files: dict[str, pulumi.Input[str]]) -> None:
+        overlap = files.keys() & self.rendered_files.keys()
+        if overlap:
+            raise ValueError(f"two components render the same file: {sorted(overlap)}")
+        self.rendered_files.update(files)

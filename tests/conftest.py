@@ -1,0 +1,75 @@
+"""Shared test fixtures: the dev stack, in-process renders, real tools that may be missing."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.render import RenderResult, StackConfig, read_stack_file, run_program
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_STACK_FILE = ROOT / "Pulumi.dev.yaml"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(name: str) -> str:
+    """Path of a real tool the test needs; skips without it, and fails instead under CI=true."""
+    path = shutil.which(name) or shutil.which(name, path=str(ROOT / ".tools" / "node_modules" / ".bin"))
+    if path is None:
+        message = f"{name} is not installed (make test installs it when run as root)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}")
+        pytest.skip(message)
+    return path
+
+
+def dev_stack() -> StackConfig:
+    return read_stack_file(DEV_STACK_FILE)
+
+
+def stack_with(overrides: dict[str, Any], base: StackConfig | None = None) -> StackConfig:
+    """The dev stack with some ``flywheel:*`` keys replaced (value None removes the key).
+
+    Keys are written without the ``flywheel:`` prefix; values are plain Python objects.
+    """
+    stack = copy.deepcopy(base or dev_stack())
+    for key, value in overrides.items():
+        full = key if ":" in key else f"flywheel:{key}"
+        if value is None:
+            stack.values.pop(full, None)
+        else:
+            stack.values[full] = value if isinstance(value, str) else json.dumps(value)
+    return stack
+
+
+def dev_value(key: str) -> Any:
+    """One ``flywheel:*`` value of the dev stack, parsed (for building overrides)."""
+    text = dev_stack().values[f"flywheel:{key}"]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def render_stack(stack: StackConfig, name: str = "dev") -> RenderResult:
+    """Run the real program under the mocks, in-process."""
+    return run_program(name, stack)
+
+
+@pytest.fixture(scope="session")
+def dev_render() -> RenderResult:
+    """The dev stack rendered once per test session (treat as read-only)."""
+    return render_stack(dev_stack())
+
+
+@pytest.fixture
+def render() -> Callable[[dict[str, Any]], RenderResult]:
+    """Render the dev stack with overrides: ``render({"attic": {...}})``."""
+    return lambda overrides: render_stack(stack_with(overrides))

@@ -1,0 +1,295 @@
+"""Offline render: run the Pulumi program under the SDK's mock monitor and write its desired state.
+
+    python -m tools.render --stack dev --out build/dev [--stack-file PATH]
+
+Writes resources.json, manifests/, files/, outputs.json and policy-report.json, then prints a
+summary. Exit codes: 0 clean, 1 mandatory policy violation, 2 invalid configuration.
+Needs no cluster, no GitLab, no Pulumi CLI and no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import runpy
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "flywheel"
+REDACTED = "[secret]"
+UNKNOWN_TEXT = "[unknown]"
+# Rendering secure config offline: a value of the right shape stands in for what cannot be decrypted.
+PLACEHOLDERS = {("flywheel:database", "url"): "postgresql://offline:placeholder@offline.invalid:5432/attic"}
+
+EXIT_OK, EXIT_POLICY, EXIT_CONFIG = 0, 1, 2
+
+
+@dataclass
+class StackConfig:
+    values: dict[str, str]
+    secret_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RenderResult:
+    resources: list[dict[str, Any]]
+    files: dict[str, str]
+    outputs: dict[str, Any]
+
+
+class RenderConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- stack file -> Pulumi config ---------------------------------------------------------------
+
+
+def read_stack_file(path: Path) -> StackConfig:
+    """Read ``Pulumi.<stack>.yaml`` the way the CLI hands it to the program (objects as JSON)."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise RenderConfigError([f"{path}: cannot read stack file ({err})"]) from None
+    raw = document.get("config") or {}
+    if not isinstance(raw, dict):
+        raise RenderConfigError([f"{path}: 'config' must be a mapping of key: value"])
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in raw.items():
+        key = str(key)
+        if ":" not in key:
+            key = f"{PROJECT}:{key}"
+        replaced, had_secret = _replace_secure(key, (), value)
+        if had_secret:
+            secret_keys.append(key)
+        values[key] = replaced if isinstance(replaced, str) else json.dumps(replaced)
+    return StackConfig(values, sorted(secret_keys))
+
+
+def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, bool]:
+    """Swap encrypted ``{secure: ...}`` leaves for placeholders; report whether any was found."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        placeholder = PLACEHOLDERS.get((key, ".".join(path)))
+        if placeholder is None:
+            placeholder = "offline-placeholder-" + hashlib.sha256(f"{key}{path}".encode()).hexdigest()[:12]
+        return placeholder, True
+    if isinstance(value, dict):
+        found = False
+        out = {}
+        for k, v in value.items():
+            out[k], secret = _replace_secure(key, (*path, str(k)), v)
+            found |= secret
+        return out, found
+    if isinstance(value, list):
+        items = [_replace_secure(key, (*path, str(i)), v) for i, v in enumerate(value)]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def validate_config(stack: StackConfig) -> None:
+    from components.config import NAMESPACE, ConfigError, load_platform_config
+
+    prefix = f"{NAMESPACE}:"
+    raw = {k[len(prefix) :]: v for k, v in stack.values.items() if k.startswith(prefix)}
+    secret = [k[len(prefix) :] for k in stack.secret_keys if k.startswith(prefix)]
+    try:
+        load_platform_config(raw, secret)
+    except ConfigError as err:
+        raise RenderConfigError(err.problems) from None
+
+
+# --- running the program under mocks -----------------------------------------------------------
+
+
+def run_program(stack_name: str, stack: StackConfig) -> RenderResult:
+    """Run ``__main__.py`` under the mock monitor and collect what it registered."""
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from tools.mocks import FlywheelMocks, RecordingMonitor
+
+    monitor = RecordingMonitor(FlywheelMocks())
+    pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
+    pulumi.runtime.set_mocks(FlywheelMocks(), project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
+    program: dict[str, Any] = {}
+    files: dict[str, str] = {}
+
+    async def main() -> None:
+        program.update(runpy.run_path(str(ROOT / "__main__.py"), run_name="flywheel_program"))
+        for path, content in sorted(program["platform"].rendered_files.items()):
+            output = pulumi.Output.from_input(content)
+            text = await output.future()
+            files[path] = f"{REDACTED}\n" if await output.is_secret() else str(text)
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        _sync_await(run_pulumi_func(main))
+    except pulumi.RunError as err:
+        raise RenderConfigError(str(err).splitlines()[1:] or [str(err)]) from None
+    resources = sorted((_resource_record(r) for r in monitor.registrations), key=lambda r: r["urn"])
+    return RenderResult(resources, files, _plain(monitor.stack_outputs))
+
+
+def _engine_urn(urn: str) -> str:
+    # The mock monitor prefixes the stack's type onto its children's URNs; the engine does not.
+    return urn.replace("::pulumi:pulumi:Stack$", "::")
+
+
+def _resource_record(registration: Any) -> dict[str, Any]:
+    return {
+        "urn": _engine_urn(registration.urn),
+        "type": registration.type,
+        "name": registration.name,
+        "parent": _engine_urn(registration.parent),
+        "custom": registration.custom,
+        "inputs": _plain(registration.inputs),
+        "options": {
+            "protect": registration.protect,
+            "retainOnDelete": registration.retain_on_delete,
+            "dependsOn": [_engine_urn(urn) for urn in registration.depends_on],
+        },
+    }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready inputs: secrets redacted, unknowns marked, integral floats as ints."""
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return REDACTED
+    if value is rpc.UNKNOWN or value == rpc.UNKNOWN:
+        return UNKNOWN_TEXT
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_resource_sig:
+            return value.get("urn", "")
+        return {k: _plain(v) for k, v in value.items() if k != "__provider"}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# --- writing the desired state -----------------------------------------------------------------
+
+
+def kubernetes_objects(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every Kubernetes object the program declares (Helm releases and providers excluded)."""
+    objects = []
+    for resource in resources:
+        inputs = resource["inputs"]
+        if not resource["type"].startswith("kubernetes:") or "kind" not in inputs or "apiVersion" not in inputs:
+            continue
+        manifest = {key: inputs[key] for key in ("apiVersion", "kind", "metadata") if key in inputs}
+        manifest.update({k: v for k, v in inputs.items() if k not in manifest})
+        if manifest["kind"] == "Secret":
+            for key in ("data", "stringData"):
+                if isinstance(manifest.get(key), dict):
+                    manifest[key] = dict.fromkeys(manifest[key], REDACTED)
+        objects.append(manifest)
+    return objects
+
+
+def manifest_path(manifest: dict[str, Any]) -> str:
+    metadata = manifest.get("metadata") or {}
+    namespace = metadata.get("namespace") or "_cluster"
+    return f"{namespace}/{manifest['kind'].lower()}-{metadata.get('name', 'unnamed')}.yaml"
+
+
+def write_output(out: Path, result: RenderResult, violations: list[dict[str, Any]]) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "manifests").mkdir(parents=True)
+    (out / "files").mkdir()
+    _write_json(out / "resources.json", result.resources)
+    _write_json(out / "outputs.json", result.outputs)
+    _write_json(out / "policy-report.json", {"violations": violations})
+    for manifest in kubernetes_objects(result.resources):
+        target = out / "manifests" / manifest_path(manifest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(manifest, sort_keys=False, width=120))
+    for relative, text in result.files.items():
+        target = out / "files" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+
+def evaluate_policies(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run the policy pack over the recorded resources (see policies/)."""
+    from policies.evaluate import evaluate_resources
+
+    return evaluate_resources(resources)
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def render(stack_name: str, out: Path, stack_file: Path | None = None) -> int:
+    started = time.monotonic()
+    stack_file = stack_file or ROOT / f"Pulumi.{stack_name}.yaml"
+    try:
+        stack = read_stack_file(stack_file)
+        validate_config(stack)
+        result = run_program(stack_name, stack)
+    except RenderConfigError as err:
+        print(f"flywheel: stack '{stack_name}' has an invalid configuration ({stack_file.name}):", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    violations = evaluate_policies(result.resources)
+    write_output(out, result, violations)
+    mandatory = [v for v in violations if v["enforcementLevel"] == "mandatory"]
+    _print_summary(stack_name, out, result, violations, time.monotonic() - started)
+    return EXIT_POLICY if mandatory else EXIT_OK
+
+
+def _print_summary(
+    stack: str, out: Path, result: RenderResult, violations: list[dict[str, Any]], seconds: float
+) -> None:
+    by_type = Counter(r["type"] for r in result.resources)
+    print(f"flywheel render: stack '{stack}' -> {out}")
+    print(f"  {len(result.resources)} resources:")
+    for typ, count in sorted(by_type.items()):
+        print(f"    {count:4d}  {typ}")
+    print(f"  {len(kubernetes_objects(result.resources))} Kubernetes manifests, {len(result.files)} rendered files")
+    if not violations:
+        print("  policy pack: no violations")
+    for violation in violations:
+        print(
+            f"  policy {violation['enforcementLevel'].upper()} {violation['policyName']}: "
+            f"{violation['urn'] or '(stack)'}: {violation['message']}"
+        )
+    print(f"  took {seconds:.2f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    parser.add_argument("--out", type=Path, help="output folder (default: build/<stack>)")
+    parser.add_argument("--stack-file", type=Path, help="stack config file (default: Pulumi.<stack>.yaml)")
+    args = parser.parse_args(argv)
+    return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
