@@ -35,8 +35,17 @@ class Platform(pulumi.ComponentResource):
         )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         on_gitlab = pulumi.ResourceOptions(parent=self, provider=self.gitlab_provider)
-        del in_namespace, on_gitlab  # used by the component wiring below as each component lands
 
+        # --- object storage and database (components/storage.py, components/database.py) ---
+
+        # --- Attic server and GC worker (components/attic.py, components/attic_gc.py) ---
+
+        # --- bazel cache, the CacheContract, runners, group variables (bazel_cache, contract, runners,
+        #     gitlab_variables) ---
+
+        # --- the greedy CI template (components/ci_template.py) ---
+
+        del in_namespace, on_gitlab  # (until every block above uses them)
         self.register_outputs(self.outputs)
 
     def _publish(self, files: dict[str, pulumi.Input[str]]) -> None:
