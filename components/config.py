@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -316,7 +317,7 @@ class AtticConfig(Model):
 
 # --- bazel cache --------------------------------------------------------------------------------
 
-BAZEL_DISK_HEADROOM = 1.1  # bazel-remote's max_size must fit the volume with 10 % to spare
+BAZEL_DISK_HEADROOM_PERCENT = 10  # bazel-remote's max_size must fit the volume with 10 % to spare
 
 
 class BazelCacheConfig(Model):
@@ -328,9 +329,14 @@ class BazelCacheConfig(Model):
     s3_tier: bool = Field(False, description="Use the object store (prefix `bazel/`) as a second tier.")
     resources: Resources = Field(default_factory=Resources, description="bazel-remote resources.")
 
+    @property
+    def min_storage_gib(self) -> int:
+        """Smallest volume (GiB) that holds max_size with the headroom."""
+        return math.ceil(self.max_size_gib * (100 + BAZEL_DISK_HEADROOM_PERCENT) / 100)
+
     @model_validator(mode="after")
     def _volume_holds_cache(self) -> BazelCacheConfig:
-        needed_gib = math.ceil(self.max_size_gib * BAZEL_DISK_HEADROOM)
+        needed_gib = self.min_storage_gib
         if parse_quantity(self.storage_size) < needed_gib * 2**30:
             raise _problem(
                 f"storageSize '{self.storage_size}' cannot hold maxSizeGiB {self.max_size_gib} with 10% headroom "
@@ -579,8 +585,10 @@ def _dotted_path(loc: Sequence[str | int]) -> str:
             text += f"[{part}]"
         elif part == "[key]":  # pydantic's marker for a dict key's own error
             continue
-        else:
-            text += ("." if text else "") + str(part)
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", part):
+            text += ("." if text else "") + part
+        else:  # a key no YAML author would type plainly: quote it so the line stays one line
+            text += f"[{json.dumps(part)}]"
     return text
 
 

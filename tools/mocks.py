@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pulumi.runtime import MockResourceArgs, Mocks
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor
-from pulumi.runtime.rpc import wrap_rpc_secret
+from pulumi.runtime.rpc import is_rpc_secret, wrap_rpc_secret
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -108,11 +108,19 @@ def mock_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 class FlywheelMocks(Mocks):
-    """Echo inputs, add deterministic provider outputs; ids are ``<name>-id``."""
+    """Echo inputs, add deterministic provider outputs; ids are ``<name>-id``.
+
+    ``issued_secrets`` keeps every secret output handed out, so tests can prove none leaks.
+    """
+
+    def __init__(self) -> None:
+        self.issued_secrets: list[str] = []
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = {k: v for k, v in args.inputs.items() if k != "__provider"}
-        state.update(mock_outputs(args.typ, args.name, args.inputs))
+        outputs = mock_outputs(args.typ, args.name, args.inputs)
+        self.issued_secrets += [v["value"] for v in outputs.values() if is_rpc_secret(v)]
+        state.update(outputs)
         return f"{args.name}-id", state
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from tools.mocks import FlywheelMocks, RecordingMonitor
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "flywheel"
 REDACTED = "[secret]"
@@ -112,17 +114,15 @@ def validate_config(stack: StackConfig) -> None:
 # --- running the program under mocks -----------------------------------------------------------
 
 
-def run_program(stack_name: str, stack: StackConfig) -> RenderResult:
+def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor | None = None) -> RenderResult:
     """Run ``__main__.py`` under the mock monitor and collect what it registered."""
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from tools.mocks import FlywheelMocks, RecordingMonitor
-
-    monitor = RecordingMonitor(FlywheelMocks())
+    monitor = monitor or RecordingMonitor(FlywheelMocks())
     pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
-    pulumi.runtime.set_mocks(FlywheelMocks(), project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
     program: dict[str, Any] = {}
     files: dict[str, str] = {}
 

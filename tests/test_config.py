@@ -1,0 +1,292 @@
+"""Stack configuration: the dev stack loads; every rule refuses bad input with key path, value and what's allowed."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.config import ConfigError, PlatformConfig, load_platform_config
+from tests.conftest import dev_stack
+
+PREFIX = "flywheel:"
+
+
+@functools.cache
+def _dev_raw() -> str:
+    raw: dict[str, Any] = {}
+    for key, value in dev_stack().values.items():
+        if key.startswith(PREFIX):
+            try:
+                raw[key[len(PREFIX) :]] = json.loads(value)
+            except json.JSONDecodeError:
+                raw[key[len(PREFIX) :]] = value
+    return json.dumps(raw)
+
+
+def dev_raw() -> dict[str, Any]:
+    """The dev stack's flywheel:* values, parsed into Python objects (a fresh copy each call)."""
+    return dict(json.loads(_dev_raw()))
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    """The dev config with one dotted path set (list items as [n]); value DELETE removes the key."""
+    raw = dev_raw()
+    node: Any = raw
+    parts = path.replace("[", ".[").split(".")
+    for part in parts[:-1]:
+        node = node[int(part[1:-1])] if part.startswith("[") else node.setdefault(part, {})
+    last = parts[-1]
+    if value is DELETE:
+        del node[last]
+    elif last.startswith("["):
+        node[int(last[1:-1])] = value
+    else:
+        node[last] = value
+    return raw
+
+
+DELETE = object()
+
+
+def problems_for(raw: dict[str, Any], secret_keys: list[str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_platform_config(raw, secret_keys or [])
+    return caught.value.problems
+
+
+def test_dev_stack_loads_with_every_area() -> None:
+    config = load_platform_config(dev_raw())
+    assert isinstance(config, PlatformConfig)
+    assert config.namespace == "flywheel"
+    assert config.jobs_namespace == "flywheel-jobs"
+    assert [pool.name for pool in config.runners] == ["nix", "docker", "dind"]
+    assert config.attic.gc.retention_seconds == 30 * 86400
+    assert config.gitlab.api_url == "https://gitlab.example.com/api/v4/"
+
+
+def test_defaults_are_secure() -> None:
+    config = load_platform_config(
+        {
+            "gitlab": {
+                "url": "https://gitlab.example.com",
+                "groupPath": "g",
+                "groupId": 1,
+                "templateProject": "g/ci",
+            }
+        }
+    )
+    assert config.storage.protect is True
+    assert config.attic.public is False
+    assert all(not pool.privileged for pool in config.runners)
+    assert all(pool.cache_injection for pool in config.runners)
+    assert config.attic.replicas >= 2
+
+
+def test_structured_values_arrive_as_json_strings_like_the_engine_sends_them() -> None:
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in dev_raw().items()}
+    assert load_platform_config(raw).attic.cache_name == "main"
+
+
+# Each case: a change to the dev config, the exact key path reported, and words the message must contain.
+RULES = [
+    ("namespace", "Flywheel", "namespace", ["not a DNS-1123 label", "got 'Flywheel'"]),
+    ("gitlab.url", "gitlab.example.com", "gitlab.url", ["not an http(s) URL", "got 'gitlab.example.com'"]),
+    ("gitlab.groupId", "four", "gitlab.groupId", ["not an integer", "got 'four'"]),
+    ("gitlab.groupId", 0, "gitlab.groupId", ["out of range", "> 0"]),
+    ("gitlab.groupPath", DELETE, "gitlab.groupPath", ["required key is missing"]),
+    (
+        "gitlab.extraVariables.BAZEL_REMOTE_CACHE",
+        "grpc://x:9092",
+        "gitlab.extraVariables",
+        ["BAZEL_REMOTE_CACHE", "override", "cache contract"],
+    ),
+    (
+        "gitlab.extraVariables.GF_BAZEL_SUBSTRATE_MODE",
+        "local",
+        "gitlab.extraVariables",
+        ["GF_BAZEL_SUBSTRATE_MODE", "break the cache contract"],
+    ),
+    ("gitlab.extraVariables.ATTIC_TOKEN", "x" * 10, "gitlab.extraVariables", ["set by the platform"]),
+    ("gitlab.extraVariables.bad-key", "v", "gitlab.extraVariables.bad-key", ["not a valid GitLab CI/CD variable key"]),
+    (
+        "gitlab.extraVariables.DEPLOY_TOKEN",
+        {"value": "has spaces in it", "masked": True},
+        "gitlab.extraVariables.DEPLOY_TOKEN",
+        ["cannot be masked by GitLab", "got '[secret]'", "at least 8 characters"],
+    ),
+    (
+        "gitlab.extraVariables.DEPLOY_TOKEN",
+        {"value": "abcdefgh12", "hidden": True},
+        "gitlab.extraVariables.DEPLOY_TOKEN.masked",
+        ["hidden variables must also be masked"],
+    ),
+    ("storage.backend", "minio", "storage.backend", ["not an allowed value", "'seaweedfs' or 's3'"]),
+    ("storage.bucket", "Flywheel_Cache", "storage.bucket", ["not a valid S3 bucket name", "got 'Flywheel_Cache'"]),
+    ("storage.bucket", "ab", "storage.bucket", ["is 2 characters long"]),
+    ("storage.bucket", "192.168.1.1", "storage.bucket", ["IP address"]),
+    ("storage.bucket", "cache..nix", "storage.bucket", ["contains '..'"]),
+    ("storage.bucket", "xn--cache", "storage.bucket", ["reserved prefix"]),
+    ("storage.size", DELETE, "storage.size", ["backend 'seaweedfs' needs 'size'"]),
+    ("storage.size", "lots", "storage.size", ["not a Kubernetes quantity", "got 'lots'"]),
+    ("storage.endpoint", "https://s3.example.com", "storage.endpoint", ["belong to backend 's3'"]),
+    ("database.backend", "mysql", "database.backend", ["'cnpg' or 'external'"]),
+    ("database.backend", "external", "database.url", ["backend 'external' needs 'url'"]),
+    ("database.instances", 0, "database.instances", ["out of range", ">= 1"]),
+    ("database.url", "postgres://u:p@h/db", "database.url", ["belongs to backend 'external'", "[secret]"]),
+    ("attic.gc.retention", "6 monthz", "attic.gc.retention", ["not a duration", "got '6 monthz'", "humantime"]),
+    ("attic.gc.retention", "12 hours", "attic.gc.retention", ["shorter than one day", "at least '1 day'"]),
+    ("attic.gc.schedule", "daily", "attic.gc.schedule", ["has 1 fields, not 5", "5-field cron"]),
+    ("attic.gc.schedule", "61 3 * * *", "attic.gc.schedule", ["invalid minute field '61'"]),
+    ("attic.gc.schedule", "0 3 * 13 *", "attic.gc.schedule", ["invalid month field '13'"]),
+    ("attic.gc.schedule", "0 3 * * */0", "attic.gc.schedule", ["invalid day of week field"]),
+    ("attic.image", "ghcr.io/zhaofengli/attic:latest", "attic.image", ["moving ':latest' tag"]),
+    ("attic.image", "ghcr.io/zhaofengli/attic", "attic.image", ["no tag or digest"]),
+    ("attic.replicas", 0, "attic.replicas", [">= 1"]),
+    ("attic.cacheName", "my cache!", "attic.cacheName", ["not a valid Attic cache name"]),
+    ("attic.host", "Attic.Example.COM", "attic.host", ["not a DNS host name"]),
+    ("attic.compression.type", "gzip", "attic.compression.type", ["'none', 'brotli', 'zstd' or 'xz'"]),
+    ("attic.chunking.minSize", 1048576, "attic.chunking.avgSize", ["chunk sizes are out of order"]),
+    ("attic.tokenValidity", "7 days", "attic.tokenRotationWindow", ["not shorter than tokenValidity"]),
+    ("attic.resources.memoryRequest", "8Gi", "attic.resources.memoryRequest", ["exceeds memoryLimit 1Gi"]),
+    ("attic.gcc", {}, "attic.gcc", ["unknown key", "expected one of: image, replicas"]),
+    ("bazelCache.maxSizeGiB", 0, "bazelCache.maxSizeGiB", ["> 0"]),
+    ("bazelCache.storageSize", "50Gi", "bazelCache.storageSize", ["cannot hold maxSizeGiB 50", "'55Gi'"]),
+    ("runners[0].name", "Nix_Pool", "runners[0].name", ["not a DNS-1123 label"]),
+    ("runners[1].name", "nix", "runners", ["pool names repeat: nix"]),
+    ("runners[0].tags", [], "runners[0].tags", ["too short"]),
+    ("runners[0].tags", ["a", "a"], "runners[0].tags", ["non-empty and unique"]),
+    ("runners[0].concurrent", 0, "runners[0].concurrent", ["> 0"]),
+    ("runners[0].privileged", "maybe", "runners[0].privileged", ["true or false"]),
+    ("runners[0].cpuRequest", "8", "runners[0].cpuRequest", ["cpuRequest 8 exceeds cpuLimit 4"]),
+    ("runners[0].environment", {"BAZEL_REMOTE_CACHE": "x"}, "runners[0].environment", ["injected from the cache"]),
+    ("runnerFleet.jobsNamespace", "flywheel", "runnerFleet.jobsNamespace", ["must not share the cache namespace"]),
+    ("ciTemplate.connectTimeoutSeconds", -1, "ciTemplate.connectTimeoutSeconds", ["> 0"]),
+    ("attick", {}, "attick", ["unknown key", "expected one of: namespace, gitlab"]),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "reported", "words"), RULES, ids=[f"{r[0]}={r[1]!r}" for r in RULES])
+def test_each_rule_reports_key_path_value_and_what_is_allowed(
+    path: str, value: Any, reported: str, words: list[str]
+) -> None:
+    problems = problems_for(with_change(path, value))
+    matching = [p for p in problems if p.startswith(f"{PREFIX}{reported}: ")]
+    assert matching, f"no problem reported at {reported}: {problems}"
+    for word in words:
+        assert any(word in p for p in matching), f"{word!r} missing from {matching}"
+    assert all("\n" not in p for p in problems)
+
+
+def test_s3_backend_needs_credentials_and_no_size() -> None:
+    raw = with_change("storage", {"backend": "s3", "bucket": "flywheel-attic", "size": "10Gi"})
+    assert problems_for(raw) == [
+        "flywheel:storage.credentials: backend 's3' needs 'credentials' (got null; expected {accessKeyId, "
+        "secretAccessKey} set with `pulumi config set --secret`)"
+    ]
+    raw["storage"]["credentials"] = {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "wJalrXUtnFEMI/K7MDENG"}
+    # with credentials inside, `pulumi config set --secret --path` makes the whole key secret: nothing is echoed
+    assert problems_for(raw, ["storage"]) == [
+        "flywheel:storage.size: 'size' belongs to backend 'seaweedfs' (got '[secret]'; "
+        "expected no size with backend 's3')"
+    ]
+    assert problems_for(raw)[0].startswith("flywheel:storage.size: 'size' belongs to backend 'seaweedfs' (got '10Gi';")
+
+
+def test_s3_endpoint_needs_a_scheme() -> None:
+    raw = with_change(
+        "storage",
+        {
+            "backend": "s3",
+            "bucket": "flywheel-attic",
+            "endpoint": "s3.example.com:9000",
+            "credentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret-value-123"},
+        },
+    )
+    (problem,) = problems_for(raw)
+    assert problem.startswith("flywheel:storage.endpoint: not an http(s) URL with a scheme (got 's3.example.com:9000'")
+
+
+def test_secret_values_are_never_echoed() -> None:
+    secret = "wJalrXUtnFEMI-do-not-print"
+    raw = with_change(
+        "storage",
+        {"backend": "s3", "bucket": "Bad_Bucket", "credentials": {"accessKeyId": 7, "secretAccessKey": secret}},
+    )
+    problems = problems_for(raw, ["storage"])
+    assert problems, "expected problems"
+    assert not any(secret in p for p in problems), problems
+    raw = with_change("database", {"backend": "external", "url": f"mysql://root:{secret}@db/attic"})
+    assert not any(secret in p for p in problems_for(raw, ["database"]))
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    raw = with_change("attic.gc.retention", "soon")
+    raw["namespace"] = "Not Valid"
+    raw["bazelCache"]["maxSizeGiB"] = -1
+    problems = problems_for(raw)
+    reported = {p.split(":")[1].split(" ")[0] for p in problems}
+    assert reported >= {"attic.gc.retention", "namespace", "bazelCache.maxSizeGiB"}
+
+
+def test_invalid_json_in_a_structured_key() -> None:
+    assert problems_for({"gitlab": "{not json"}) == [
+        "flywheel:gitlab: not valid JSON (Expecting property name enclosed in double quotes); expected a structured "
+        "object"
+    ]
+
+
+# --- fuzzing: no input produces anything but a PlatformConfig or a ConfigError -----------------
+
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**12), st.floats(allow_nan=False), st.text(max_size=30)
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_mutations_never_raise_anything_but_config_error(data: st.DataObject) -> None:
+    raw = dev_raw()
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = _paths(raw)
+        path = data.draw(st.sampled_from(paths))
+        parent: Any = raw
+        for part in path[:-1]:
+            parent = parent[part]
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "replace":
+            parent[path[-1]] = data.draw(json_value)
+        elif action == "delete" and isinstance(parent, dict):
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[data.draw(st.text(min_size=1, max_size=10))] = data.draw(json_value)
+    as_engine_sends = data.draw(st.booleans())
+    if as_engine_sends:
+        raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    try:
+        load_platform_config(raw)
+    except ConfigError as error:
+        assert error.problems
+        for problem in error.problems:
+            assert problem.startswith(PREFIX) and "\n" not in problem, problem
+            assert "(got " in problem or "expected" in problem, problem
