@@ -446,7 +446,8 @@ class PlatformConfig(Model):
     namespace: DnsLabel = Field("flywheel", description="Namespace of the cache services.")
     gitlab: GitlabConfig = Field(description="GitLab instance, group and template project (required).")
     storage: StorageConfig = Field(
-        default_factory=lambda: StorageConfig(size="50Gi"), description="Object storage for Attic (and bazel-remote)."
+        default_factory=lambda: StorageConfig(size="50Gi"),
+        description="Object storage for Attic (and bazel-remote); omitted: SeaweedFS with a 50Gi volume.",
     )
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL for Attic.")
     attic: AtticConfig = Field(default_factory=AtticConfig, description="The Attic server, cache and GC.")
