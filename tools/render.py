@@ -19,11 +19,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tools.mocks import FlywheelMocks, RecordingMonitor
+if TYPE_CHECKING:
+    from tools.mocks import RecordingMonitor
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "flywheel"
@@ -119,6 +120,8 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
+
+    from tools.mocks import FlywheelMocks, RecordingMonitor
 
     monitor = monitor or RecordingMonitor(FlywheelMocks())
     pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
@@ -245,7 +248,7 @@ def evaluate_policies(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(stack_name: str, out: Path, stack_file: Path | None = None) -> int:
-    started = time.monotonic()
+    started = time.perf_counter()  # the Pulumi SDK is imported after this, so its cost is counted
     stack_file = stack_file or ROOT / f"Pulumi.{stack_name}.yaml"
     try:
         stack = read_stack_file(stack_file)
@@ -259,7 +262,7 @@ def render(stack_name: str, out: Path, stack_file: Path | None = None) -> int:
     violations = evaluate_policies(result.resources)
     write_output(out, result, violations)
     mandatory = [v for v in violations if v["enforcementLevel"] == "mandatory"]
-    _print_summary(stack_name, out, result, violations, time.monotonic() - started)
+    _print_summary(stack_name, out, result, violations, time.perf_counter() - started)
     return EXIT_POLICY if mandatory else EXIT_OK
 
 
