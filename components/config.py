@@ -149,10 +149,17 @@ class StorageConfig(Model):
     )
     size: Quantity | None = Field(None, description="`seaweedfs` only (required): volume size, e.g. `100Gi`.")
     storage_class: str | None = Field(None, description="`seaweedfs` only: StorageClass of the volume.")
-    image: Image = Field("chrislusf/seaweedfs:3.97", description="`seaweedfs` only: SeaweedFS image (pinned).")
+    image: Image = Field(
+        "chrislusf/seaweedfs:4.48", description="`seaweedfs` only: SeaweedFS image (pinned; tests run this version)."
+    )
     credentials: S3Credentials | None = Field(
         None,
         description="`s3` only (required): `{accessKeyId, secretAccessKey}`; set with `pulumi config set --secret`.",
+    )
+    bazel_credentials: S3Credentials | None = Field(
+        None,
+        description="`s3` only (optional): a second identity for bazel-remote (scope it to `<bucket>/bazel/`); "
+        "without it bazel-remote shares `credentials`.",
     )
     protect: bool = Field(True, description="Protect the bucket from `pulumi destroy` and retain it on delete.")
 
@@ -161,11 +168,20 @@ class StorageConfig(Model):
         if self.backend == "seaweedfs":
             if self.size is None:
                 raise _problem("backend 'seaweedfs' needs 'size' (its volume size)", "a quantity like '100Gi'", "size")
-            if self.endpoint is not None or self.credentials is not None:
+            misplaced = [
+                key
+                for key, value in (
+                    ("endpoint", self.endpoint),
+                    ("credentials", self.credentials),
+                    ("bazelCredentials", self.bazel_credentials),
+                )
+                if value is not None
+            ]
+            if misplaced:
                 raise _problem(
-                    "'endpoint' and 'credentials' belong to backend 's3'",
-                    "no endpoint or credentials with backend 'seaweedfs' (the program generates its identities)",
-                    "endpoint" if self.endpoint is not None else "credentials",
+                    "'endpoint', 'credentials' and 'bazelCredentials' belong to backend 's3'",
+                    "none of them with backend 'seaweedfs' (the program generates its identities)",
+                    misplaced[0],
                 )
         else:
             if self.credentials is None:
@@ -485,7 +501,7 @@ def _cross_area_problems(config: PlatformConfig) -> list[str]:
 
 STRUCTURED_KEYS = {"gitlab", "storage", "database", "attic", "bazelCache", "runners", "runnerFleet", "ciTemplate"}
 # Paths (camelCase, within the flywheel namespace) whose values are never echoed in errors.
-SECRET_PATHS: set[tuple[str, ...]] = {("storage", "credentials"), ("database", "url")}
+SECRET_PATHS: set[tuple[str, ...]] = {("storage", "credentials"), ("storage", "bazelCredentials"), ("database", "url")}
 
 _EXPECTED_BY_TYPE = {
     "int_parsing": "an integer",

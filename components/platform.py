@@ -53,3 +53,18 @@ class Platform(pulumi.ComponentResource):
         if overlap:
             raise ValueError(f"two components render the same file: {sorted(overlap)}")
         self.rendered_files.update(files)
+from components.database import AtticDatabase
+from components.storage import ObjectStorage
+        self.storage = ObjectStorage("storage", config.storage, config.namespace, opts=in_namespace)
+        self.database = AtticDatabase("attic-db", config.database, config.namespace, opts=in_namespace)
+        self._publish(self.storage.rendered_files)
+        self.outputs.update(
+            {
+                "storage_backend": config.storage.backend,
+                "storage_endpoint": self.storage.endpoint,
+                "storage_region": self.storage.region,
+                "storage_bucket": self.storage.bucket,
+                "database_backend": config.database.backend,
+                "database_url_secret": self.database.url.name,
+            }
+        )

@@ -1,0 +1,71 @@
+#!/bin/sh
+# Create the Attic bucket on the in-cluster SeaweedFS S3 gateway. Safe to run again: an existing
+# bucket owned by these credentials counts as success. Runs in curlimages/curl (busybox sh).
+#
+# Env: S3_ENDPOINT (http://host:port), BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+#      REGION (default us-east-1), ATTEMPTS (default 60), RETRY_SECONDS (default 5).
+# Exit: 0 bucket exists, 1 refused (credentials, name, owned by someone else), 2 store unreachable.
+set -eu
+
+: "${S3_ENDPOINT:?S3_ENDPOINT is required}"
+: "${BUCKET:?BUCKET is required}"
+: "${AWS_ACCESS_KEY_ID:?AWS_ACCESS_KEY_ID is required}"
+: "${AWS_SECRET_ACCESS_KEY:?AWS_SECRET_ACCESS_KEY is required}"
+REGION="${REGION:-us-east-1}"
+ATTEMPTS="${ATTEMPTS:-60}"
+RETRY_SECONDS="${RETRY_SECONDS:-5}"
+url="${S3_ENDPOINT%/}/${BUCKET}"
+
+# s3 CURL-ARGS... : print the HTTP status of one signed request (000 when the store is unreachable).
+# The credentials reach curl on stdin (--config -), never on its command line.
+s3() {
+  printf 'user = "%s:%s"\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" |
+    curl --silent --config - --aws-sigv4 "aws:amz:${REGION}:s3" \
+      --connect-timeout 5 --max-time 20 --output /dev/null --write-out '%{http_code}' "$@" "$url" ||
+    true
+}
+
+attempt=1
+while :; do
+  status="$(s3 --head)"
+  case "$status" in
+    200)
+      echo "bucket '${BUCKET}' exists on ${S3_ENDPOINT}"
+      exit 0
+      ;;
+    404)
+      created="$(s3 --request PUT)"
+      case "$created" in
+        200 | 409)
+          # 409 is BucketAlreadyOwnedByYou (a concurrent run) or a bucket someone else owns: check which.
+          if [ "$(s3 --head)" = 200 ]; then
+            echo "bucket '${BUCKET}' created on ${S3_ENDPOINT}"
+            exit 0
+          fi
+          echo "bucket '${BUCKET}' on ${S3_ENDPOINT} belongs to another identity (HTTP ${created})" >&2
+          exit 1
+          ;;
+        400)
+          echo "${S3_ENDPOINT} refused the bucket name '${BUCKET}' (HTTP 400)" >&2
+          exit 1
+          ;;
+        403)
+          echo "${S3_ENDPOINT} refused the credentials creating bucket '${BUCKET}' (HTTP 403)" >&2
+          exit 1
+          ;;
+      esac
+      status="$created"
+      ;;
+    403)
+      echo "${S3_ENDPOINT} refused the credentials for bucket '${BUCKET}' (HTTP 403)" >&2
+      exit 1
+      ;;
+  esac
+  if [ "$attempt" -ge "$ATTEMPTS" ]; then
+    echo "${S3_ENDPOINT} did not answer for bucket '${BUCKET}' after ${ATTEMPTS} attempts (last HTTP ${status})" >&2
+    exit 2
+  fi
+  echo "waiting for ${S3_ENDPOINT} (HTTP ${status}), attempt ${attempt}/${ATTEMPTS}"
+  attempt=$((attempt + 1))
+  sleep "$RETRY_SECONDS"
+done
