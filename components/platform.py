@@ -7,7 +7,9 @@ import pulumi_gitlab as gitlab
 import pulumi_kubernetes as k8s
 
 from components.config import PlatformConfig
+from components.database import AtticDatabase
 from components.kube import standard_labels
+from components.storage import ObjectStorage
 
 
 class Platform(pulumi.ComponentResource):
@@ -37,6 +39,19 @@ class Platform(pulumi.ComponentResource):
         on_gitlab = pulumi.ResourceOptions(parent=self, provider=self.gitlab_provider)
 
         # --- object storage and database (components/storage.py, components/database.py) ---
+        self.storage = ObjectStorage("storage", config.storage, config.namespace, opts=in_namespace)
+        self.database = AtticDatabase("attic-db", config.database, config.namespace, opts=in_namespace)
+        self._publish(self.storage.rendered_files)
+        self.outputs.update(
+            {
+                "storage_backend": config.storage.backend,
+                "storage_endpoint": self.storage.endpoint,
+                "storage_region": self.storage.region,
+                "storage_bucket": self.storage.bucket,
+                "database_backend": config.database.backend,
+                "database_url_secret": self.database.url.name,
+            }
+        )
 
         # --- Attic server and GC worker (components/attic.py, components/attic_gc.py) ---
 
@@ -53,18 +68,3 @@ class Platform(pulumi.ComponentResource):
         if overlap:
             raise ValueError(f"two components render the same file: {sorted(overlap)}")
         self.rendered_files.update(files)
-from components.database import AtticDatabase
-from components.storage import ObjectStorage
-        self.storage = ObjectStorage("storage", config.storage, config.namespace, opts=in_namespace)
-        self.database = AtticDatabase("attic-db", config.database, config.namespace, opts=in_namespace)
-        self._publish(self.storage.rendered_files)
-        self.outputs.update(
-            {
-                "storage_backend": config.storage.backend,
-                "storage_endpoint": self.storage.endpoint,
-                "storage_region": self.storage.region,
-                "storage_bucket": self.storage.bucket,
-                "database_backend": config.database.backend,
-                "database_url_secret": self.database.url.name,
-            }
-        )
