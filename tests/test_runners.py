@@ -1,0 +1,373 @@
+"""Runner fleet: config.toml carries the cache contract in `[[runners]] environment`, RBAC stays in the jobs namespace.
+
+Every config.toml is parsed back with `tomllib`. The fleet runs under the Pulumi mock monitor (tools.mocks)
+with a CacheContract of literal strings; manifests are validated against Kubernetes 1.31 (strict).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+from pulumi.runtime.rpc import wrap_rpc_secret
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.config import GitlabConfig, JobsQuota, RunnerFleetConfig, RunnerPoolConfig
+from components.contract import CacheContract
+from components.runners import (
+    EXECUTOR_RULES,
+    RunnerFleet,
+    chart_values,
+    helm_template_safe,
+    job_environment,
+    quota_shortfalls,
+    release_name,
+    render_config_toml,
+)
+from tests.conftest import dev_value
+from tests.k8s_schema import schema_errors
+from tools.mocks import FlywheelMocks, RecordingMonitor, Registration
+from tools.render import REDACTED, _resource_record, kubernetes_objects
+
+CONTRACT = CacheContract(
+    attic_url="https://attic.example.com",
+    cache_name="main",
+    public_key="main:0cBmWmpVqbQeaHM7q0G8Wq3ZFFkG9Z1b0ES2A7m8Rz4=",
+    bazel_remote_cache="grpc://bazel-cache.flywheel.svc.cluster.local:9092",
+)
+CONTRACT_VARIABLES = {
+    "BAZEL_REMOTE_CACHE": "grpc://bazel-cache.flywheel.svc.cluster.local:9092",
+    "GF_BAZEL_SUBSTRATE_MODE": "shared-cache-backed",
+    "ATTIC_SERVER": "https://attic.example.com",
+    "ATTIC_CACHE": "main",
+    "ATTIC_PUBLIC_KEY": "main:0cBmWmpVqbQeaHM7q0G8Wq3ZFFkG9Z1b0ES2A7m8Rz4=",
+}
+GITLAB = GitlabConfig.model_validate(dev_value("gitlab"))
+DEV_POOLS = [RunnerPoolConfig.model_validate(pool) for pool in dev_value("runners")]
+
+
+def environment_of(document: dict[str, Any]) -> dict[str, str]:
+    entries = document["runners"][0]["environment"]
+    return dict(entry.split("=", 1) for entry in entries)
+
+
+def pool_named(name: str, **changes: Any) -> RunnerPoolConfig:
+    return RunnerPoolConfig.model_validate({"name": name, "tags": [f"flywheel-{name}"], **changes})
+
+
+# --- pure rendering -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pool", DEV_POOLS, ids=lambda p: p.name)
+def test_config_toml_parses_with_environment_in_runners_and_contract_values(pool: RunnerPoolConfig) -> None:
+    text = render_config_toml(pool, "flywheel-jobs", job_environment(pool, CONTRACT_VARIABLES))
+    document = tomllib.loads(text)
+    assert len(document["runners"]) == 1
+    runner = document["runners"][0]
+    kubernetes = runner["kubernetes"]
+    assert runner["executor"] == "kubernetes"
+    assert kubernetes["namespace"] == "flywheel-jobs"
+    assert kubernetes["image"] == pool.image
+    assert "environment" not in kubernetes
+    environment = environment_of(document)
+    assert {k: environment[k] for k in CONTRACT_VARIABLES} == CONTRACT_VARIABLES
+    for key, value in pool.environment.items():
+        assert environment[key] == value
+    assert kubernetes["privileged"] is pool.privileged
+    assert kubernetes["allow_privilege_escalation"] is pool.privileged
+    assert (kubernetes["cpu_limit"], kubernetes["memory_limit"]) == (pool.cpu_limit, pool.memory_limit)
+    assert (kubernetes["cpu_request"], kubernetes["memory_request"]) == (pool.cpu_request, pool.memory_request)
+    assert runner["limit"] == pool.concurrent
+
+
+def test_environment_is_not_swallowed_by_the_kubernetes_table_in_the_text() -> None:
+    # the string-template failure mode: `environment = ...` written after the [runners.kubernetes] header
+    text = render_config_toml(DEV_POOLS[0], "jobs", job_environment(DEV_POOLS[0], CONTRACT_VARIABLES))
+    lines = text.splitlines()
+    environment_line = next(i for i, line in enumerate(lines) if line.startswith("environment ="))
+    kubernetes_header = lines.index("[runners.kubernetes]")
+    assert environment_line < kubernetes_header
+
+
+def test_privileged_only_where_declared() -> None:
+    rendered = {
+        pool.name: tomllib.loads(render_config_toml(pool, "jobs", {}))["runners"][0]["kubernetes"]["privileged"]
+        for pool in DEV_POOLS
+    }
+    assert rendered == {"nix": False, "docker": False, "dind": True}
+
+
+def test_cache_injection_false_gets_no_cache_variables_but_keeps_its_own() -> None:
+    pool = pool_named("plain", cacheInjection=False, environment={"FOO": "bar"})
+    document = tomllib.loads(render_config_toml(pool, "jobs", job_environment(pool, CONTRACT_VARIABLES)))
+    assert environment_of(document) == {"FOO": "bar"}
+
+
+def test_without_bazel_cache_the_contract_injects_only_attic() -> None:
+    contract = CacheContract(attic_url="https://a", cache_name="c", public_key="c:k", bazel_remote_cache=None)
+
+    @pulumi.runtime.test
+    def check() -> pulumi.Output[None]:
+        return contract.runner_environment().apply(
+            lambda env: None if set(env) == {"ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY"} else pytest.fail(env)
+        )
+
+    pulumi.runtime.set_mocks(FlywheelMocks(), project="flywheel", stack="test", preview=False)
+    check()
+
+
+def test_node_selector_is_a_table_of_the_kubernetes_section() -> None:
+    pool = pool_named("gpu", nodeSelector={"nvidia.com/gpu.present": "true", "pool": "gpu"})
+    kubernetes = tomllib.loads(render_config_toml(pool, "jobs", {}))["runners"][0]["kubernetes"]
+    assert kubernetes["node_selector"] == {"nvidia.com/gpu.present": "true", "pool": "gpu"}
+    assert (
+        "node_selector"
+        not in tomllib.loads(render_config_toml(pool_named("x"), "jobs", {}))["runners"][0]["kubernetes"]
+    )
+
+
+def test_values_that_need_toml_escaping_round_trip() -> None:
+    tricky = 'experimental-features = nix-command flakes\nsubstituters = "https://a b"\\'
+    pool = pool_named("nix", environment={"NIX_CONFIG": tricky})
+    text = render_config_toml(pool, "jobs", job_environment(pool, {}))
+    assert environment_of(tomllib.loads(text))["NIX_CONFIG"] == tricky
+
+
+def test_helm_tpl_escaping_keeps_literal_braces_and_leaves_plain_text_alone() -> None:
+    assert helm_template_safe('a = "x"') == 'a = "x"'
+    assert helm_template_safe("a = '{{ .Release.Name }}'") == "a = '{{ \"{{\" }} .Release.Name }}'"
+    pool = pool_named("t", environment={"TEMPLATE": "{{ x }}"})
+    text = render_config_toml(pool, "jobs", job_environment(pool, {}))
+    values = chart_values(pool, RunnerFleetConfig(), GITLAB, "runner-t-token", text)
+    assert "{{ x }}" in text
+    assert '{{ "{{" }} x }}' in values["runners"]["config"]
+
+
+def test_contract_key_in_pool_environment_is_refused() -> None:
+    pool = RunnerPoolConfig.model_construct(
+        name="p", tags=["t"], environment={"BAZEL_REMOTE_CACHE": "x"}, cache_injection=True
+    )
+    with pytest.raises(ValueError, match="BAZEL_REMOTE_CACHE"):
+        job_environment(pool, CONTRACT_VARIABLES)
+
+
+def test_chart_values_carry_no_token_and_pin_the_chart_settings() -> None:
+    pool = DEV_POOLS[0]
+    values = chart_values(pool, RunnerFleetConfig(check_interval=7), GITLAB, "runner-nix-token", "x = 1\n")
+    assert values["runners"] == {"secret": "runner-nix-token", "config": "x = 1\n"}
+    assert values["concurrent"] == pool.concurrent
+    assert values["checkInterval"] == 7
+    assert values["rbac"] == {"create": False}
+    assert values["metrics"] == {"enabled": True}
+    assert values["unregisterRunners"] is False
+    assert values["gitlabUrl"] == "https://gitlab.example.com/"
+    assert not {"runnerToken", "runnerRegistrationToken"} & values.keys()
+
+
+def test_release_names_fit_helm() -> None:
+    assert release_name(pool_named("a" * 46)) == "runner-" + "a" * 46
+    with pytest.raises(ValueError, match="at most 53"):
+        release_name(pool_named("a" * 47))
+
+
+def test_quota_shortfalls_are_reported_per_resource() -> None:
+    pools = [pool_named("a", concurrent=10, cpuLimit="4", memoryLimit="8Gi")]
+    assert quota_shortfalls(pools, JobsQuota(cpu="40", memory="80Gi", pods=10)) == []
+    problems = quota_shortfalls(pools, JobsQuota(cpu="39", memory="79Gi", pods=9))
+    assert [p.split(":")[0] for p in problems] == ["cpu", "memory", "pods"]
+    assert "40 cores" in problems[0] and "80Gi" in problems[1]
+
+
+# --- the fleet under mocks ------------------------------------------------------------------------
+
+
+def register(build: Callable[[], object]) -> list[dict[str, Any]]:
+    """Run ``build`` under the mock monitor; the resources it registered, as the offline render records them."""
+    monitor = RecordingMonitor(FlywheelMocks())
+    pulumi.runtime.set_mocks(FlywheelMocks(), project="flywheel", stack="test", preview=False, monitor=monitor)
+
+    async def main() -> None:
+        result = build()
+        if result is not None:
+            await result  # type: ignore[misc]
+
+    _sync_await(run_pulumi_func(main))
+    return sorted((_resource_record(_per_key_secrets(r)) for r in monitor.registrations), key=lambda r: r["urn"])
+
+
+def _per_key_secrets(registration: Registration) -> Registration:
+    """A Secret's data map made secret as a whole (one secret value taints the map) -> one secret per key.
+
+    The engine gets the same keys either way; this keeps the keys visible and the values redacted.
+    """
+    inputs = dict(registration.inputs)
+    for field in ("data", "stringData"):
+        value = inputs.get(field)
+        if registration.type == "kubernetes:core/v1:Secret" and rpc.is_rpc_secret(value):
+            inputs[field] = {key: wrap_rpc_secret(item) for key, item in value["value"].items()}
+    return registration._replace(inputs=inputs)
+
+
+def build_fleet(
+    pools: list[RunnerPoolConfig], fleet: RunnerFleetConfig | None = None
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    files: dict[str, str] = {}
+
+    async def build() -> None:
+        provider = pulumi.ProviderResource("gitlab", "gitlab")
+        runner_fleet = RunnerFleet(
+            "runners",
+            pools,
+            fleet or RunnerFleetConfig(),
+            GITLAB,
+            "flywheel-jobs",
+            CONTRACT,
+            provider,
+            manager_namespace="flywheel",
+        )
+        for path, content in runner_fleet.rendered_files.items():
+            files[path] = await pulumi.Output.from_input(content).future()  # type: ignore[assignment]
+
+    return register(build), files
+
+
+@pytest.fixture(scope="module")
+def dev_fleet() -> tuple[list[dict[str, Any]], dict[str, str]]:
+    return build_fleet(DEV_POOLS)
+
+
+def of_type(resources: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
+    return [r for r in resources if r["type"].endswith(suffix)]
+
+
+def test_each_pool_is_a_group_runner_with_its_tags_and_no_untagged_jobs(dev_fleet: Any) -> None:
+    resources, _ = dev_fleet
+    runners = {r["inputs"]["description"]: r["inputs"] for r in of_type(resources, "UserRunner")}
+    assert len(runners) == len(DEV_POOLS)
+    for pool in DEV_POOLS:
+        runner = next(inputs for description, inputs in runners.items() if f"'{pool.name}'" in description)
+        assert runner["runnerType"] == "group_type"
+        assert runner["groupId"] == GITLAB.group_id
+        assert runner["tagLists"] == pool.tags
+        assert runner["untagged"] is False
+
+
+def test_token_goes_into_a_secret_in_the_chart_layout_and_nowhere_else(dev_fleet: Any) -> None:
+    resources, files = dev_fleet
+    secrets = {m["metadata"]["name"]: m for m in kubernetes_objects(resources) if m["kind"] == "Secret"}
+    releases = {r["inputs"]["name"]: r["inputs"] for r in of_type(resources, "helm.sh/v3:Release")}
+    assert len(releases) == len(DEV_POOLS)
+    for release, inputs in releases.items():
+        # a secret anywhere in the values would make the whole values map secret (redacted)
+        assert isinstance(inputs["values"], dict)
+        secret = secrets[inputs["values"]["runners"]["secret"]]
+        assert secret["metadata"]["namespace"] == inputs["namespace"]
+        assert secret["stringData"] == {"runner-token": REDACTED, "runner-registration-token": REDACTED}
+        assert release.startswith("runner-")
+    # the mock's token has the glrt- shape; it must appear in no recorded input nor rendered file
+    everything = json.dumps(resources) + json.dumps(files)
+    assert "glrt-" not in everything
+
+
+def test_release_values_pin_the_chart_and_carry_the_rendered_config(dev_fleet: Any) -> None:
+    resources, files = dev_fleet
+    for release in of_type(resources, "helm.sh/v3:Release"):
+        inputs = release["inputs"]
+        pool_name = inputs["name"].removeprefix("runner-")
+        assert inputs["chart"] == "gitlab-runner"
+        assert inputs["version"] == RunnerFleetConfig().chart_version
+        assert inputs["repositoryOpts"] == {"repo": "https://charts.gitlab.io"}
+        assert inputs["namespace"] == "flywheel"
+        assert inputs["values"]["serviceAccount"] == {"create": False, "name": "gitlab-runner"}
+        assert inputs["values"]["runners"]["config"] == files[f"runners/{pool_name}/config.toml"]
+
+
+def test_rendered_files_hold_every_pool_with_the_contract(dev_fleet: Any) -> None:
+    _, files = dev_fleet
+    assert set(files) == {f"runners/{pool.name}/config.toml" for pool in DEV_POOLS}
+    for text in files.values():
+        document = tomllib.loads(text)
+        assert {k: environment_of(document)[k] for k in CONTRACT_VARIABLES} == CONTRACT_VARIABLES
+
+
+def test_rbac_is_limited_to_the_jobs_namespace(dev_fleet: Any) -> None:
+    resources, _ = dev_fleet
+    manifests = kubernetes_objects(resources)
+    kinds = {m["kind"] for m in manifests}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+    roles = [m for m in manifests if m["kind"] == "Role"]
+    bindings = [m for m in manifests if m["kind"] == "RoleBinding"]
+    assert [r["metadata"]["namespace"] for r in roles + bindings] == ["flywheel-jobs", "flywheel-jobs"]
+    rules = {rule["resources"][0]: rule["verbs"] for rule in roles[0]["rules"]}
+    assert rules == {resource: list(verbs) for resource, verbs in EXECUTOR_RULES}
+    assert all("*" not in verbs for verbs in rules.values())
+    assert bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": "gitlab-runner", "namespace": "flywheel"}]
+    assert bindings[0]["roleRef"]["name"] == roles[0]["metadata"]["name"]
+    accounts = {
+        (m["metadata"]["namespace"], m["metadata"]["name"]): m for m in manifests if m["kind"] == "ServiceAccount"
+    }
+    assert accounts[("flywheel-jobs", "ci-job")]["automountServiceAccountToken"] is False
+    assert ("flywheel", "gitlab-runner") in accounts
+
+
+def test_jobs_namespace_has_quota_limit_range_and_network_policies(dev_fleet: Any) -> None:
+    resources, _ = dev_fleet
+    manifests = kubernetes_objects(resources)
+    namespaces = [m for m in manifests if m["kind"] == "Namespace"]
+    assert [n["metadata"]["name"] for n in namespaces] == ["flywheel-jobs"]
+    in_jobs = [m for m in manifests if m["metadata"].get("namespace") == "flywheel-jobs"]
+    quota = next(m for m in in_jobs if m["kind"] == "ResourceQuota")
+    assert quota["spec"]["hard"] == {
+        "limits.cpu": "64",
+        "limits.memory": "256Gi",
+        "requests.cpu": "64",
+        "requests.memory": "256Gi",
+        "pods": "200",
+    }
+    limit_range = next(m for m in in_jobs if m["kind"] == "LimitRange")
+    assert limit_range["spec"]["limits"][0]["default"] and limit_range["spec"]["limits"][0]["defaultRequest"]
+    policies = {m["metadata"]["name"]: m["spec"] for m in in_jobs if m["kind"] == "NetworkPolicy"}
+    ingress = policies["ci-jobs-deny-foreign-ingress"]
+    assert ingress["podSelector"] == {} and ingress["policyTypes"] == ["Ingress"]
+    # one rule whose only peer is "a pod of this namespace": no namespaceSelector, no ipBlock
+    assert ingress["ingress"] == [{"from": [{"podSelector": {}}]}]
+    egress = policies["ci-jobs-egress"]
+    peers = [peer for rule in egress["egress"] for peer in rule.get("to", [])]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flywheel"}}} in peers
+    blocks = {p["ipBlock"]["cidr"]: p["ipBlock"].get("except", []) for p in peers if "ipBlock" in p}
+    assert blocks["0.0.0.0/0"] == ["169.254.169.254/32"]
+    assert any(rule.get("ports") and "to" not in rule for rule in egress["egress"])  # DNS
+
+
+def test_fleet_manifests_are_valid_kubernetes_1_31_with_name_namespace_and_labels(dev_fleet: Any) -> None:
+    resources, _ = dev_fleet
+    manifests = kubernetes_objects(resources)
+    assert schema_errors(manifests) == []
+    for manifest in manifests:
+        assert manifest["metadata"]["name"]
+        assert manifest["kind"] == "Namespace" or manifest["metadata"]["namespace"]
+        assert manifest["metadata"]["labels"]["app.kubernetes.io/part-of"] == "flywheel"
+
+
+def test_cache_injection_false_pool_in_a_fleet_gets_no_cache_variables() -> None:
+    pools = [pool_named("cached"), pool_named("bare", cacheInjection=False)]
+    _, files = build_fleet(pools)
+    cached = environment_of(tomllib.loads(files["runners/cached/config.toml"]))
+    bare = environment_of(tomllib.loads(files["runners/bare/config.toml"]))
+    assert cached == CONTRACT_VARIABLES
+    assert bare == {}
+
+
+def test_twenty_pools_register_distinct_runners_releases_and_files() -> None:
+    pools = [pool_named(f"pool-{i:02d}", concurrent=1) for i in range(20)]
+    resources, files = build_fleet(pools)
+    assert len(of_type(resources, "UserRunner")) == 20
+    assert len({r["inputs"]["name"] for r in of_type(resources, "helm.sh/v3:Release")}) == 20
+    assert len(files) == 20
+    assert schema_errors(kubernetes_objects(resources)) == []
