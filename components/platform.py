@@ -6,6 +6,7 @@ import pulumi
 import pulumi_gitlab as gitlab
 import pulumi_kubernetes as k8s
 
+from components.ci_template import GreedyCiTemplate
 from components.config import PlatformConfig
 from components.database import AtticDatabase
 from components.kube import standard_labels
@@ -59,6 +60,9 @@ class Platform(pulumi.ComponentResource):
         #     gitlab_variables) ---
 
         # --- the greedy CI template (components/ci_template.py) ---
+        self.ci_template = GreedyCiTemplate("ci-template", config.gitlab, config.ci_template, opts=on_gitlab)
+        self._publish(self.ci_template.rendered_files)
+        self.outputs["ci_component"] = self.ci_template.component
 
         del in_namespace, on_gitlab  # (until every block above uses them)
         self.register_outputs(self.outputs)

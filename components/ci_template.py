@@ -1,0 +1,227 @@
+"""The greedy build CI template: a GitLab CI/CD component committed to the template project.
+
+``render_component`` is pure: it builds the component YAML (a ``spec: inputs:`` document, then the jobs)
+from ``CiTemplateConfig`` with PyYAML, embedding the real shell files of ``components/templates/``.
+``GreedyCiTemplate`` only wires the result into a ``gitlab.RepositoryFile``.
+
+The jobs it defines:
+
+- ``.greedy-attic`` (hidden): ``before_script`` runs attic-bootstrap.sh (Attic as substituter, the attic
+  client substitution-only, ``attic watch-store`` in the background), then includes the substituter
+  settings in the job's ``NIX_CONFIG``; ``after_script`` runs attic-teardown.sh (drain, push the result
+  closure). Neither can fail or noticeably slow the job: both always exit 0 and every step is bounded.
+- ``greedy:nix-build``: extends ``.greedy-attic``, ``needs: []``, builds the ``installable`` input.
+- ``greedy:bazel-build``: ``needs: []``, checks the cache contract (fails loudly), runs the consumer's
+  contract-check command, then the Bazel command.
+
+Consumers keep their validation and deploy jobs: deploy ``needs:`` the build jobs and the validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_gitlab
+import yaml
+
+from components.config import SUBSTRATE_MODE, CiTemplateConfig, GitlabConfig
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+BOOTSTRAP = TEMPLATES / "attic-bootstrap.sh"
+TEARDOWN = TEMPLATES / "attic-teardown.sh"
+CONTRACT_CHECK = TEMPLATES / "cache-contract-check.sh"
+
+COMPONENT_NAME = "greedy-build"
+COMPONENT_FILE = f"templates/{COMPONENT_NAME}.yml"
+"""Path of the component inside the template project (GitLab looks for components under templates/)."""
+RENDERED_PREFIX = "ci-template"
+
+DEFAULT_STAGE = "build"
+DEFAULT_INSTALLABLE = ".#default"
+DEFAULT_BAZEL_COMMAND = "just bazel-build-cached"
+DEFAULT_CONTRACT_CHECK_COMMAND = "just cache-contract-strict"
+STATE_DIR = "${CI_BUILDS_DIR}/.greedy-attic-${CI_JOB_ID}"
+"""Per-job state shared by before_script, script and after_script (same container, new shells); the
+builds directory belongs to the runner's job user, unlike a guessable name in a shared /tmp."""
+
+HEREDOC_MARKERS = {BOOTSTRAP: "GREEDY_ATTIC_BOOTSTRAP", TEARDOWN: "GREEDY_ATTIC_TEARDOWN"}
+# Slack on top of the teardown's own bounds (probe kill-after, path-info, process start-up).
+AFTER_SCRIPT_SLACK_SECONDS = 30
+
+
+def teardown_bound_seconds(config: CiTemplateConfig) -> int:
+    """Worst case of attic-teardown.sh: probe + watcher stop + push, each with its kill grace."""
+    probe = config.connect_timeout_seconds + config.stalled_download_timeout_seconds + 2
+    return probe + config.drain_timeout_seconds + 2 + config.push_timeout_seconds + 2
+
+
+def _heredoc(script: Path, on_failure: str) -> str:
+    """Run ``script`` in its own bash, fed on stdin (the job shell's options and variables stay as they are)."""
+    marker = HEREDOC_MARKERS[script]
+    text = script.read_text()
+    if any(line.strip() == marker for line in text.splitlines()):
+        raise ValueError(f"{script.name} contains its own heredoc marker {marker}")
+    if "$[[" in text:
+        raise ValueError(f"{script.name} contains '$[[', which GitLab would read as an input reference")
+    return f"bash <<'{marker}' || {on_failure}\n{text.rstrip()}\n{marker}\n"
+
+
+def _contract_check() -> str:
+    text = CONTRACT_CHECK.read_text()
+    if "$[[" in text:
+        raise ValueError(f"{CONTRACT_CHECK.name} contains '$['")
+    return f"sh <<'GREEDY_CACHE_CONTRACT'\n{text.rstrip()}\nGREEDY_CACHE_CONTRACT\n"
+
+
+def _inputs(config: CiTemplateConfig) -> dict[str, Any]:
+    return {
+        "stage": {"default": DEFAULT_STAGE, "description": "Stage of the build jobs (they start at once: needs: [])."},
+        "installable": {
+            "default": DEFAULT_INSTALLABLE,
+            "description": "Nix installable greedy:nix-build builds, e.g. .#default or .#checks.x86_64-linux.all.",
+        },
+        "attic-client-ref": {
+            "default": config.attic_client_ref,
+            "description": "First flake ref the attic client is substituted from (--max-jobs 0, never built).",
+        },
+        "fallback-client-ref": {
+            "default": config.fallback_client_ref,
+            "description": "Second ref, tried with the Attic cache as an extra substituter.",
+        },
+        "nix-build": {"type": "boolean", "default": True, "description": "Run greedy:nix-build."},
+        "bazel-build": {"type": "boolean", "default": True, "description": "Run greedy:bazel-build."},
+        "bazel-command": {
+            "default": DEFAULT_BAZEL_COMMAND,
+            "description": "The Bazel build command (runs after the cache contract check).",
+        },
+        "contract-check-command": {
+            "default": DEFAULT_CONTRACT_CHECK_COMMAND,
+            "description": "The repository's own strict cache-contract check, run before the Bazel command.",
+        },
+    }
+
+
+def _enabled_by(input_name: str) -> list[dict[str, str]]:
+    # A boolean input interpolates as true/false; compared as strings so the rule parses either way.
+    return [{"if": f'"$[[ inputs.{input_name} ]]" == "true"'}]
+
+
+def _jobs(config: CiTemplateConfig) -> dict[str, Any]:
+    attic_variables = {
+        "GREEDY_ATTIC_STATE_DIR": STATE_DIR,
+        "GREEDY_ATTIC_CLIENT_REF": "$[[ inputs.attic-client-ref ]]",
+        "GREEDY_ATTIC_FALLBACK_CLIENT_REF": "$[[ inputs.fallback-client-ref ]]",
+        "GREEDY_ATTIC_CONNECT_TIMEOUT": str(config.connect_timeout_seconds),
+        "GREEDY_ATTIC_STALLED_DOWNLOAD_TIMEOUT": str(config.stalled_download_timeout_seconds),
+        "GREEDY_ATTIC_CLIENT_FETCH_TIMEOUT": str(config.client_fetch_timeout_seconds),
+        "GREEDY_ATTIC_DRAIN_TIMEOUT": str(config.drain_timeout_seconds),
+        "GREEDY_ATTIC_PUSH_TIMEOUT": str(config.push_timeout_seconds),
+        # GitLab Runner stops after_script at 5 minutes unless told otherwise; the teardown is bounded below it.
+        "RUNNER_AFTER_SCRIPT_TIMEOUT": f"{teardown_bound_seconds(config) + AFTER_SCRIPT_SLACK_SECONDS}s",
+    }
+    include_substituter = (
+        'NIX_CONFIG="${NIX_CONFIG:-}\n!include ${GREEDY_ATTIC_STATE_DIR}/nix.conf"\nexport NIX_CONFIG\n'
+    )
+    greedy_attic = {
+        "variables": attic_variables,
+        "before_script": [
+            _heredoc(
+                BOOTSTRAP,
+                'echo "greedy-attic: the bootstrap failed unexpectedly; the build goes on without publishing"',
+            ),
+            include_substituter,
+        ],
+        "after_script": [_heredoc(TEARDOWN, 'echo "greedy-attic: the teardown failed unexpectedly"')],
+    }
+    nix_build = {
+        "extends": ".greedy-attic",
+        "stage": "$[[ inputs.stage ]]",
+        "needs": [],
+        "rules": _enabled_by("nix-build"),
+        "variables": {"GREEDY_NIX_INSTALLABLE": "$[[ inputs.installable ]]"},
+        "script": [
+            "nix --extra-experimental-features 'nix-command flakes' build \"$GREEDY_NIX_INSTALLABLE\" "
+            "--print-build-logs --out-link result"
+        ],
+    }
+    bazel_build = {
+        "stage": "$[[ inputs.stage ]]",
+        "needs": [],
+        "rules": _enabled_by("bazel-build"),
+        "variables": {"GREEDY_EXPECTED_SUBSTRATE_MODE": SUBSTRATE_MODE},
+        "script": [
+            _contract_check(),
+            "$[[ inputs.contract-check-command ]]",
+            "$[[ inputs.bazel-command ]]",
+        ],
+    }
+    return {".greedy-attic": greedy_attic, "greedy:nix-build": nix_build, "greedy:bazel-build": bazel_build}
+
+
+class _ComponentDumper(yaml.SafeDumper):
+    """Multi-line strings (the embedded shell) as literal blocks, so the file reads like the .sh files."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ComponentDumper.add_representer(str, _str_representer)
+
+
+def render_component(config: CiTemplateConfig) -> str:
+    """The component file: the ``spec:`` header document, ``---``, then the jobs."""
+    documents = [{"spec": {"inputs": _inputs(config)}}, _jobs(config)]
+    header = (
+        "# Greedy build CI/CD component, rendered by flywheel (components/ci_template.py). Do not edit here:\n"
+        "# change the stack's flywheel:ciTemplate config or the shell in components/templates/.\n"
+    )
+    return header + yaml.dump_all(documents, Dumper=_ComponentDumper, sort_keys=False, width=120, explicit_start=False)
+
+
+def component_reference(gitlab_config: GitlabConfig) -> str:
+    """What consumers write after ``include: - component:`` (without ``@<ref>``)."""
+    host = gitlab_config.url.split("://", 1)[-1].rstrip("/")
+    return f"{host}/{gitlab_config.template_project}/{COMPONENT_NAME}"
+
+
+def rendered_files(config: CiTemplateConfig) -> dict[str, str]:
+    """Files to show in the offline render: the component, and the shell it embeds (for review)."""
+    return {
+        f"{RENDERED_PREFIX}/{COMPONENT_FILE}": render_component(config),
+        f"{RENDERED_PREFIX}/{BOOTSTRAP.name}": BOOTSTRAP.read_text(),
+        f"{RENDERED_PREFIX}/{TEARDOWN.name}": TEARDOWN.read_text(),
+        f"{RENDERED_PREFIX}/{CONTRACT_CHECK.name}": CONTRACT_CHECK.read_text(),
+    }
+
+
+class GreedyCiTemplate(pulumi.ComponentResource):
+    """Commits the greedy build component to ``gitlab.templateProject`` on ``gitlab.templateRef``."""
+
+    def __init__(
+        self,
+        name: str,
+        gitlab: GitlabConfig,
+        template: CiTemplateConfig,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("flywheel:index:GreedyCiTemplate", name, None, opts)
+        self.rendered_files: dict[str, pulumi.Input[str]] = dict(rendered_files(template))
+        content = self.rendered_files[f"{RENDERED_PREFIX}/{COMPONENT_FILE}"]
+        self.component_file = pulumi_gitlab.RepositoryFile(
+            f"{name}-{COMPONENT_NAME}",
+            project=gitlab.template_project,
+            branch=gitlab.template_ref,
+            file_path=COMPONENT_FILE,
+            content=content,
+            encoding="text",
+            commit_message="flywheel: update the greedy build CI/CD component",
+            overwrite_on_create=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.component = f"{component_reference(gitlab)}@{gitlab.template_ref}"
+        """The ``include: component:`` value consumers use."""
+        self.register_outputs({"component": self.component, "file_path": COMPONENT_FILE})

@@ -1,0 +1,455 @@
+"""A small laboratory for running real Nix against a loopback binary cache (tests and benchmarks).
+
+What is real here and what is a stand-in:
+
+- ``nix`` is the real Nix on this machine (Debian nix-bin, root, no daemon, ``sandbox = false``).
+- ``LoopbackCache`` is a stand-in for Attic's HTTP side: a Python ``http.server`` over a directory of
+  Nix binary caches (``<root>/<cache>/``, filled by ``nix copy --to``), answering the routes Nix uses
+  (``/<cache>/nix-cache-info``, ``*.narinfo``, ``nar/*``) and accepting ``PUT`` uploads the way
+  ``nix copy --to http://...`` sends them. It checks a bearer/basic token like Attic does, and can be
+  switched into fault modes: ``refuse`` (nothing listens), ``hang`` (accepts TCP, never answers) and
+  ``unauthorized`` (401 for everything).
+- ``build_standin_attic_client`` builds a STAND-IN attic client into the store: a shell script
+  (``tools/attic_standin.sh``) implementing ``attic login``, ``attic watch-store`` and ``attic push``
+  on top of ``nix copy``. It is not Attic; it has Attic's command line so the CI bootstrap can be run
+  end to end without network access.
+- ``write_chain`` generates a flake whose package is a chain of N derivations (each depends on the
+  previous one), optionally failing at derivation k.
+
+Nix state (``/nix/store``, ``/nix/var``) is shared by every test on the machine; isolation comes from
+unique derivation names (a per-test seed) and a private ``XDG_CACHE_HOME`` (Nix's narinfo cache) per run.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import http.server
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ROOT = Path(__file__).resolve().parent.parent
+STANDIN_SCRIPT = Path(__file__).resolve().parent / "attic_standin.sh"
+EXPERIMENTAL = "experimental-features = nix-command flakes"
+
+CacheMode = Literal["normal", "refuse", "hang", "unauthorized"]
+CACHE_MODES: tuple[CacheMode, ...] = ("normal", "refuse", "hang", "unauthorized")
+
+
+# --- running nix -----------------------------------------------------------------------------------
+
+
+def nix_env(home: Path, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a Nix invocation with its own narinfo cache and config dirs under ``home``.
+
+    A private ``XDG_CACHE_HOME`` means no negative narinfo answer from another run is reused
+    (Nix caches "not in this cache" for an hour by default).
+    """
+    env = dict(os.environ if base is None else base)
+    for name in ("cache", "config", "data"):
+        (home / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        NIX_CONFIG=EXPERIMENTAL,
+    )
+    env.update(extra)
+    return env
+
+
+def run_nix(
+    args: Sequence[str], env: Mapping[str, str], timeout: float = 120, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``nix <args>`` (or another Nix tool when ``args[0]`` starts with ``nix-``)."""
+    command = list(args) if args[0].startswith("nix") else ["nix", *args]
+    result = subprocess.run(command, env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    if check and result.returncode != 0:
+        raise NixError(command, result)
+    return result
+
+
+class NixError(Exception):
+    def __init__(self, command: Sequence[str], result: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        self.result = result
+
+
+def build(installable: Sequence[str], env: Mapping[str, str], timeout: float = 120) -> list[str]:
+    """``nix build --json --no-link`` (Nix 2.8 has no --print-out-paths); the ``out`` paths."""
+    result = run_nix(["build", "--json", "--no-link", *installable], env, timeout=timeout)
+    return [entry["outputs"]["out"] for entry in json.loads(result.stdout)]
+
+
+def closure(paths: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    if not paths:
+        return []
+    return run_nix(["path-info", "--recursive", *paths], env).stdout.split()
+
+
+def is_valid(path: str, env: Mapping[str, str]) -> bool:
+    return run_nix(["nix-store", "--check-validity", path], env, check=False).returncode == 0
+
+
+def delete_paths(paths: Sequence[str], env: Mapping[str, str]) -> None:
+    """Remove paths from the local store (they must not be alive: no GC root, no live referrer)."""
+    present = [p for p in paths if is_valid(p, env)]
+    if present:
+        run_nix(["store", "delete", *present], env)
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    name: str
+    secret_file: Path
+    public: str
+
+
+def make_signing_key(directory: Path, name: str = "flywheel-lab-1") -> SigningKey:
+    """A Nix binary-cache keypair (``nix-store --generate-binary-cache-key``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    secret, public = directory / f"{name}.sec", directory / f"{name}.pub"
+    subprocess.run(["nix-store", "--generate-binary-cache-key", name, str(secret), str(public)], check=True)
+    return SigningKey(name, secret, public.read_text().strip())
+
+
+def copy_to_cache(paths: Sequence[str], cache_dir: Path, key: SigningKey, env: Mapping[str, str]) -> None:
+    """Sign ``paths`` (recursively) and ``nix copy`` their closure into the binary cache dir ``cache_dir``."""
+    run_nix(["store", "sign", "--recursive", "--key-file", str(key.secret_file), *paths], env)
+    run_nix(["copy", "--to", f"file://{cache_dir}", *paths], env)
+
+
+def narinfo_name(store_path: str) -> str:
+    """``/nix/store/<hash>-name`` -> ``<hash>.narinfo`` (the object a binary cache holds for it)."""
+    return Path(store_path).name.split("-", 1)[0] + ".narinfo"
+
+
+# --- derivations -----------------------------------------------------------------------------------
+
+
+def current_system() -> str:
+    result = subprocess.run(
+        ["nix", "eval", "--impure", "--raw", "--expr", "builtins.currentSystem"],
+        env={**os.environ, "NIX_CONFIG": EXPERIMENTAL},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A flake at ``directory`` whose ``packages.<system>.default`` is link ``length`` of a chain."""
+
+    directory: Path
+    seed: str
+    length: int
+    fail_at: int | None
+
+    @property
+    def installable(self) -> str:
+        return f"path:{self.directory}#default"
+
+    def link(self, index: int) -> str:
+        """The flake attribute of derivation ``index`` (1-based)."""
+        return f"path:{self.directory}#link{index}"
+
+
+def write_chain(
+    directory: Path, length: int, *, seed: str | None = None, fail_at: int | None = None, seconds: float = 0.0
+) -> Chain:
+    """Write a flake with a chain of ``length`` derivations; derivation ``fail_at`` (1-based) exits 1.
+
+    Each derivation sleeps ``seconds``, then writes its output, which references the previous
+    one (so link i's closure is links 1..i). ``seed`` makes the store paths unique to one test.
+    """
+    seed = seed or secrets.token_hex(4)
+    directory.mkdir(parents=True, exist_ok=True)
+    system = current_system()
+    lines = [
+        "{",
+        '  description = "flywheel lab: a chain of derivations";',
+        "  outputs = { self }: let",
+        "    link = name: previous: fail: derivation {",
+        f'      inherit name previous; system = "{system}"; builder = "/bin/sh";',
+        f'      args = [ "-c" "sleep {seconds}; if [ -n \\"$fail\\" ]; then echo planned failure of $name >&2; '
+        f'exit 1; fi; printf \\"%s\\\\n%s\\\\n\\" \\"$name\\" \\"$previous\\" > $out" ];',
+        '      fail = if fail then "1" else "";',
+        "    };",
+    ]
+    previous = '""'
+    for index in range(1, length + 1):
+        fails = "true" if index == fail_at else "false"
+        lines.append(f'    link{index} = link "lab-{seed}-link{index}" {previous} {fails};')
+        previous = f"link{index}"
+    attributes = " ".join(f"link{i} = link{i};" for i in range(1, length + 1))
+    lines += [
+        "  in {",
+        f'    packages."{system}" = {{ default = link{length}; {attributes} }};',
+        "  };",
+        "}",
+    ]
+    (directory / "flake.nix").write_text("\n".join(lines) + "\n")
+    return Chain(directory, seed, length, fail_at)
+
+
+def chain_out_paths(chain: Chain, env: Mapping[str, str], upto: int | None = None) -> list[str]:
+    """The output paths of links 1..upto (evaluated, not built)."""
+    paths = []
+    for index in range(1, (upto or chain.length) + 1):
+        result = run_nix(["eval", "--raw", f"{chain.link(index)}.outPath"], env)
+        paths.append(result.stdout.strip())
+    return paths
+
+
+# --- the stand-in attic client ---------------------------------------------------------------------
+
+
+def build_standin_attic_client(
+    workdir: Path, env: Mapping[str, str], *, signing_key: SigningKey | None = None, seed: str | None = None
+) -> str:
+    """Build the STAND-IN attic client (``tools/attic_standin.sh`` as ``<out>/bin/attic``); its store path.
+
+    ``signing_key`` is baked in: the stand-in signs what it pushes, doing the job Attic's server
+    does with the cache's keypair. ``seed`` makes the store path unique (so tests may delete it).
+    """
+    seed = seed or secrets.token_hex(4)
+    workdir.mkdir(parents=True, exist_ok=True)
+    script = workdir / "attic-standin.sh"
+    text = STANDIN_SCRIPT.read_text()
+    nix_bin = Path(shutil.which("nix") or "/usr/bin/nix").parent
+    text = text.replace("@nixBin@", str(nix_bin)).replace(
+        "@signingKeyFile@", str(signing_key.secret_file) if signing_key else ""
+    )
+    script.write_text(text)
+    expression = workdir / "attic-standin.nix"
+    expression.write_text(
+        "derivation {\n"
+        f'  name = "attic-client-standin-{seed}";\n'
+        f'  system = "{current_system()}";\n'
+        '  builder = "/bin/sh";\n'
+        "  script = builtins.readFile ./attic-standin.sh;\n"
+        '  args = [ "-c" "mkdir -p $out/bin && printf %s \\"$script\\" > $out/bin/attic '
+        '&& chmod 555 $out/bin/attic" ];\n'
+        "}\n"
+    )
+    (path,) = build(["--impure", "-f", str(expression)], env)
+    return path
+
+
+# --- the loopback binary cache ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    at: float
+    """time.monotonic() when the request arrived."""
+    method: str
+    path: str
+    status: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _CacheServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def handle(self) -> None:
+        if self.server.lab.mode == "hang":
+            # Accept the connection, read nothing, answer nothing, until the cache stops.
+            self.server.lab.stopping.wait()
+            return
+        super().handle()
+
+    def _authorized(self) -> bool:
+        lab = self.server.lab
+        if lab.mode == "unauthorized":
+            return False
+        if lab.token is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return header[len("Bearer ") :] == lab.token
+        if header.startswith("Basic "):
+            try:
+                _, _, password = base64.b64decode(header[len("Basic ") :]).decode().partition(":")
+            except ValueError:
+                return False
+            return password == lab.token
+        return False
+
+    def _file(self) -> Path | None:
+        relative = self.path.split("?", 1)[0].lstrip("/")
+        target = (self.server.lab.root / relative).resolve()
+        if not relative or not target.is_relative_to(self.server.lab.root.resolve()):
+            return None
+        return target
+
+    def _answer(self, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
+        self.server.lab.record(self.command, self.path, status)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="attic stand-in"')
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:
+        if not self._authorized():
+            self._answer(401, b"unauthorized\n")
+            return
+        target = self._file()
+        if target is None or not target.is_file():
+            self._answer(404, b"not found\n")
+            return
+        kind = "text/x-nix-narinfo" if target.suffix == ".narinfo" else "application/octet-stream"
+        self._answer(200, target.read_bytes(), kind)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_PUT(self) -> None:
+        body = self._read_body()
+        if not self._authorized():
+            self._answer(401, b"unauthorized\n")
+            return
+        target = self._file()
+        if target is None:
+            self._answer(400, b"bad path\n")
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(body)
+        partial.replace(target)
+        self._answer(200)
+
+
+class _CacheServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, lab: LoopbackCache) -> None:
+        self.lab = lab
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+@dataclass
+class LoopbackCache:
+    """Loopback HTTP binary caches over ``root`` (one sub-directory per cache name), Attic-shaped URLs.
+
+    ``url`` plays ``ATTIC_SERVER``; ``substituter(cache)`` is ``<url>/<cache>``. With ``token`` set,
+    every request needs ``Authorization: Bearer <token>`` or HTTP Basic with the token as password
+    (what a netrc ``password`` line sends). Use as a context manager; ``mode`` may change at any time.
+    """
+
+    root: Path
+    token: str | None = None
+    mode: CacheMode = "normal"
+    port: int = field(default_factory=free_port)
+    requests: list[Request] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _server: _CacheServer | None = None
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def substituter(self, cache: str) -> str:
+        return f"{self.url}/{cache}"
+
+    def cache_dir(self, cache: str) -> Path:
+        path = self.root / cache
+        path.mkdir(parents=True, exist_ok=True)
+        info = path / "nix-cache-info"
+        if not info.exists():
+            info.write_text("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 41\n")
+        return path
+
+    def has(self, cache: str, store_path: str) -> bool:
+        return (self.root / cache / narinfo_name(store_path)).is_file()
+
+    def narinfo_put_time(self, cache: str, store_path: str) -> float | None:
+        """When the narinfo of ``store_path`` was uploaded (monotonic), if it was."""
+        wanted = f"/{cache}/{narinfo_name(store_path)}"
+        with self._lock:
+            times = [r.at for r in self.requests if r.method == "PUT" and r.path == wanted and r.status == 200]
+        return min(times) if times else None
+
+    def record(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self.requests.append(Request(time.monotonic(), method, path, status))
+
+    def set_mode(self, mode: CacheMode) -> None:
+        if mode not in CACHE_MODES:
+            raise ValueError(f"unknown cache mode {mode!r} (expected one of {', '.join(CACHE_MODES)})")
+        listening = self._server is not None
+        self.mode = mode
+        if mode == "refuse" and listening:
+            self._stop_listening()
+        elif mode != "refuse" and not listening:
+            self._listen()
+
+    def _listen(self) -> None:
+        self.stopping.clear()
+        self._server = _CacheServer(self.port, self)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"cache:{self.port}", daemon=True)
+        self._thread.start()
+
+    def _stop_listening(self) -> None:
+        self.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> LoopbackCache:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.mode != "refuse":
+            self._listen()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_listening()
+
+
+@contextlib.contextmanager
+def loopback_cache(root: Path, token: str | None = None, mode: CacheMode = "normal") -> Iterator[LoopbackCache]:
+    with LoopbackCache(root, token=token, mode=mode) as cache:
+        yield cache
+
+
+def fingerprint(text: str) -> str:
+    """Short stable digest for naming things after their content."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
