@@ -64,10 +64,9 @@ WORKLOAD_TYPES = {
 }
 CI_VARIABLE_TYPES = {GROUP_VARIABLE: "group", PROJECT_VARIABLE: "project", INSTANCE_VARIABLE: "instance"}
 
-# A runner pool that opts out of the cache contract says so in its release values (components/runners.py).
-CACHE_INJECTION_VALUE = "cacheInjection"
-# A pool that runs privileged job pods declares it in its release values (components/runners.py).
-PRIVILEGED_VALUE = "privileged"
+# How a runner pool with `cacheInjection: false` is recognised: a job pod label in its config.toml
+# ([runners.kubernetes] pod_labels), or the same flag under the release's `flywheel` values.
+CACHE_INJECTION_LABEL = "flywheel.dev/cache-injection"
 
 _UNKNOWN_SENTINELS = frozenset(
     {
@@ -152,6 +151,7 @@ class Res:
     props: dict[str, Any]
     protect: bool | None
     retain_on_delete: bool | None
+    parent: str | None = None
 
     @property
     def kind_name(self) -> str:
@@ -170,6 +170,7 @@ class Res:
 def _res(typ: str, urn: str, name: str, props: Any, opts: Any) -> Res:
     plain = known(props) if props is not None else {}
     retain = getattr(opts, "retain_on_delete", None)
+    parent = getattr(opts, "parent", None)
     protect = getattr(opts, "protect", None)
     return Res(
         type=typ,
@@ -178,6 +179,7 @@ def _res(typ: str, urn: str, name: str, props: Any, opts: Any) -> Res:
         props=plain if isinstance(plain, dict) else {},
         protect=bool(protect) if protect is not None else None,
         retain_on_delete=bool(retain) if retain is not None else None,
+        parent=parent if isinstance(parent, str) and parent else None,
     )
 
 
@@ -247,9 +249,11 @@ def release_label(res: Res) -> str:
 
 
 def opts_out_of_cache(res: Res) -> bool:
-    """A pool with ``cacheInjection: false`` carries that in its release values."""
-    flag = dig(res.props, "values", "flywheel", CACHE_INJECTION_VALUE)
-    return flag is False
+    """Whether the pool declares ``cacheInjection: false`` (a job pod label, or release values)."""
+    if dig(res.props, "values", "flywheel", "cacheInjection") is False:
+        return True
+    labels = [dig(r, "kubernetes", "pod_labels", CACHE_INJECTION_LABEL) for r in runner_config(res).runners]
+    return bool(labels) and all(str(label).lower() in {"false", "disabled"} for label in labels)
 
 
 def environment_of(runner: dict[str, Any]) -> dict[str, str]:
@@ -729,9 +733,22 @@ def _validate_ci_token_masked(args: ResourceValidationArgs, report_violation: Re
 # --- storage ------------------------------------------------------------------------------------
 
 
+BUCKET_TYPE = "pulumi-python:dynamic/flywheel:S3Bucket"
+
+
 def is_bucket(res: Res) -> bool:
-    """The external bucket (components/s3_bucket.py): a dynamic resource describing an S3 bucket."""
-    return res.type == DYNAMIC and isinstance(res.props.get("bucket"), str) and "lifecycleRules" in res.props
+    """The external bucket (components/s3_bucket.py), a dynamic resource of its own type."""
+    return res.type == BUCKET_TYPE or (
+        res.type.startswith(DYNAMIC.rsplit(":", 1)[0])
+        and isinstance(res.props.get("bucket"), str)
+        and "retainOnDelete" in res.props
+    )
+
+
+def is_seaweedfs(res: Res) -> bool:
+    return res.type in WORKLOAD_TYPES and any(
+        _image_name(text(c.get("image")) or "") == "seaweedfs" for c in containers(res)
+    )
 
 
 _ALLOWED_LIFECYCLE_ACTIONS = {"AbortIncompleteMultipartUpload", "abortIncompleteMultipartUpload"}
@@ -758,30 +775,93 @@ def lifecycle_expirations(rules: Any) -> list[str]:
     return found
 
 
+def _bucket_problems(res: Res) -> Iterator[str]:
+    name = f"bucket '{res.props.get('bucket')}'"
+    settings = as_dict(res.props.get("settings"))
+    block = res.props.get("publicAccessBlock", settings.get("publicAccessBlock"))
+    if isinstance(block, dict) and any(value is False for value in block.values()):
+        off = sorted(key for key, value in block.items() if value is False)
+        yield f"{name} leaves public access open ({', '.join(off)} false); block all four public-access settings"
+    if res.props.get("blockPublicAccess") is False:
+        yield f"{name} does not block public access; Attic serves objects only through its API"
+    if res.protect is False:
+        yield f"{name} is not protected; `pulumi destroy` would delete the cache's data (storage.protect: true)"
+    kept = res.props.get("retainOnDelete")
+    if kept is not UNKNOWN and kept is not True:
+        yield f"{name} is not retained on delete (retainOnDelete {kept!r}); removing it would drop the cache's data"
+    elif res.retain_on_delete is False:
+        yield f"{name} is registered without retainOnDelete; a replace or removal would delete the data"
+    rules = res.props.get("lifecycleRules", dig(res.props, "lifecycle", "Rules") or dig(settings, "lifecycle", "Rules"))
+    for rule in lifecycle_expirations(rules):
+        yield (
+            f"{name} has a lifecycle {rule} that expires objects Attic's database still references; "
+            "only AbortIncompleteMultipartUpload is allowed (Attic's GC owns object lifetimes)"
+        )
+
+
+def _seaweedfs_problems(res: Res, resources: list[Res]) -> Iterator[str]:
+    """The in-cluster store: reachable only inside the cluster, its volume kept, buckets not dropped when full."""
+    policy = dig(res.props, "spec", "persistentVolumeClaimRetentionPolicy", "whenDeleted")
+    if policy == "Delete":
+        yield f"{res.kind_name} deletes its data volume with the StatefulSet; set whenDeleted: Retain"
+    if res.type != "kubernetes:apps/v1:StatefulSet" and not any(
+        dig(v, "persistentVolumeClaim", "claimName") for v in as_list(pod_spec(res).get("volumes"))
+    ):
+        yield f"{res.kind_name} keeps the object store without a PersistentVolumeClaim; its data would not survive"
+    for container in containers(res):
+        if "-s3.allowDeleteBucketNotEmpty=true" in _argv(container) or (
+            _image_name(text(container.get("image")) or "") == "seaweedfs"
+            and "-s3" in _argv(container)
+            and "-s3.allowDeleteBucketNotEmpty=false" not in _argv(container)
+        ):
+            yield (
+                f"{res.kind_name} lets S3 clients delete a bucket that still holds objects (SeaweedFS's default); "
+                "pass -s3.allowDeleteBucketNotEmpty=false"
+            )
+    labels = pod_spec_labels(res)
+    for service in resources:
+        if service.type != SERVICE or service.namespace != res.namespace:
+            continue
+        selector = as_dict(dig(service.props, "spec", "selector"))
+        exposed = dig(service.props, "spec", "type") in {"LoadBalancer", "NodePort"}
+        if exposed and selector and all(labels.get(k) == v for k, v in selector.items()):
+            yield (
+                f"Service '{service.display_name}' exposes the object store outside the cluster "
+                f"(type {dig(service.props, 'spec', 'type')}); keep it ClusterIP"
+            )
+
+
+def pod_spec_labels(res: Res) -> dict[str, Any]:
+    return as_dict(dig(res.props, "spec", "template", "metadata", "labels"))
+
+
+def _attic_storage(resources: list[Res]) -> list[tuple[Res, dict[str, Any]]]:
+    return [
+        (res, as_dict(doc.get("storage")))
+        for res in resources
+        if res.type == CONFIG_MAP
+        for doc in _server_tomls(res)
+        if as_dict(doc.get("storage")).get("type") == "s3"
+    ]
+
+
 def _validate_storage_private_and_kept(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     resources = stack_resources(args)
-    for res in resources:
-        if not is_bucket(res):
-            continue
-        name = f"bucket '{res.props['bucket']}'"
-        block = res.props.get("blockPublicAccess")
-        if block is not UNKNOWN and block is False:
+    buckets = [r for r in resources if is_bucket(r)]
+    stores = [r for r in resources if is_seaweedfs(r)]
+    for res in buckets:
+        for message in _bucket_problems(res):
+            report_violation(message, res.urn)
+    for res in stores:
+        for message in _seaweedfs_problems(res, resources):
+            report_violation(message, res.urn)
+    managed = {r.props.get("bucket") for r in buckets}
+    for res, storage in _attic_storage(resources):
+        bucket = storage.get("bucket")
+        if isinstance(bucket, str) and bucket not in managed and not stores:
             report_violation(
-                f"{name} does not block public access; set blockPublicAccess: true (Attic serves "
-                "objects only through its API)",
-                res.urn,
-            )
-        if res.protect is False:
-            report_violation(f"{name} is not protected; `pulumi destroy` would delete the cache's data", res.urn)
-        if res.retain_on_delete is False:
-            report_violation(
-                f"{name} is not retained on delete; set retainOnDelete so a replace or removal keeps the data",
-                res.urn,
-            )
-        for rule in lifecycle_expirations(res.props.get("lifecycleRules")):
-            report_violation(
-                f"{name} has a lifecycle {rule} that expires objects Attic's database still references; "
-                "only AbortIncompleteMultipartUpload is allowed (Attic's GC owns object lifetimes)",
+                f"Attic's server.toml (ConfigMap '{res.display_name}') stores into bucket '{bucket}', which no "
+                "resource of this stack manages; without it nothing keeps the bucket private and protected",
                 res.urn,
             )
 
@@ -803,7 +883,11 @@ def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 
 _TolerantLoader.add_multi_constructor("!", _any_tag)
 
-_BOOTSTRAP = re.compile(r"\bnix(?:\s+--?[\w-]+(?:[= ]\S+)?)*\s+(?:build|shell|profile\s+install|copy)\b")
+# `nix build` or a wrapper named like one (`bounded_nix build`), then `--max-jobs 0` on the same command.
+_BOOTSTRAP = re.compile(
+    r"(?:^|[\s(]|\$\()(?:[\w./-]*[_/-])?nix(?:\s+--?[\w-]+(?:[= ][^\s-]\S*){0,2})*\s+"
+    r"(?:build|shell|profile\s+install|copy)\b"
+)
 _NO_LOCAL_BUILDS = re.compile(r"(--max-jobs[= ]0\b|(?<![\w-])-j\s*0\b)")
 _JOB_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "spec", "image", "services", "cache"}
 
@@ -892,18 +976,41 @@ def _validate_greedy_template_shape(args: ResourceValidationArgs, report_violati
 # --- runner pools: privileged and limits ----------------------------------------------------------------
 
 
-def _validate_runner_privileged_explicit(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    res = resource_of(args)
-    if not is_runner_release(res):
-        return
-    declared = dig(res.props, "values", "flywheel", PRIVILEGED_VALUE) is True
-    for index, runner in enumerate(runner_config(res).runners):
-        kube = as_dict(runner.get("kubernetes"))
-        for flag in ("privileged", "allow_privilege_escalation"):
-            if kube.get(flag) is True and not declared:
+def _validate_runner_privileged_explicit(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """A privileged pool is declared to jobs by its tags: its GitLab runner takes only jobs that ask for them."""
+    resources = stack_resources(args)
+    for res in resources:
+        if not is_runner_release(res):
+            continue
+        for index, runner in enumerate(runner_config(res).runners):
+            kube = as_dict(runner.get("kubernetes"))
+            where = f"{release_label(res)}: config.toml {_runner_label(runner, index)}"
+            if kube.get("allow_privilege_escalation") is True and kube.get("privileged") is not True:
                 report_violation(
-                    f"{release_label(res)}: config.toml {_runner_label(runner, index)} sets {flag} = true but the "
-                    "pool does not declare privileged: true; declare it in the pool's config or drop the flag"
+                    f"{where} allows privilege escalation without declaring privileged = true; "
+                    "set both from the pool's privileged flag",
+                    res.urn,
+                )
+            if kube.get("privileged") is not True:
+                continue
+            siblings = [r for r in resources if r.type == USER_RUNNER and r.parent == res.parent]
+            for gitlab_runner in siblings:
+                tags = [t for t in as_list(gitlab_runner.props.get("tagLists")) if isinstance(t, str) and t]
+                untagged = gitlab_runner.props.get("untagged")
+                if untagged is UNKNOWN:
+                    continue
+                if untagged is not False or not tags:
+                    report_violation(
+                        f"{where} runs privileged job pods, but its GitLab runner '{gitlab_runner.name}' "
+                        f"{'takes untagged jobs' if untagged is not False else 'has no tags'}; set untagged: false "
+                        "and a tag, so only jobs that ask for this pool get a privileged pod",
+                        res.urn,
+                    )
+            if not siblings:
+                report_violation(
+                    f"{where} runs privileged job pods, but no GitLab runner of this stack belongs to its pool, "
+                    "so nothing shows which jobs may use it",
+                    res.urn,
                 )
 
 
@@ -1192,9 +1299,9 @@ POLICIES: list[Policy] = [
         _validate_greedy_template_shape,
         M,
     ),
-    _resource(
+    _stack(
         "runner-privileged-explicit",
-        "Privileged job pods only in runner pools that declare privileged: true.",
+        "Privileged job pods only in runner pools that declare it to jobs (tag-only GitLab runners).",
         _validate_runner_privileged_explicit,
         A,
     ),
