@@ -6,6 +6,7 @@ import pulumi
 import pulumi_gitlab as gitlab
 import pulumi_kubernetes as k8s
 
+from components.bazel_cache import BazelRemoteCache
 from components.ci_template import GreedyCiTemplate
 from components.config import PlatformConfig
 from components.database import AtticDatabase
@@ -58,6 +59,22 @@ class Platform(pulumi.ComponentResource):
 
         # --- bazel cache, the CacheContract, runners, group variables (bazel_cache, contract, runners,
         #     gitlab_variables) ---
+        self.bazel_cache = (
+            BazelRemoteCache(
+                "bazel-cache",
+                config.bazel_cache,
+                config.namespace,
+                s3_endpoint=self.storage.endpoint,
+                s3_region=self.storage.region,
+                s3_bucket=self.storage.bucket,
+                s3_prefix=self.storage.bazel_prefix,
+                s3_access=self.storage.bazel_access,
+                opts=in_namespace,
+            )
+            if config.bazel_cache.enabled
+            else None
+        )
+        self.outputs["bazel_remote_cache"] = self.bazel_cache.grpc_url if self.bazel_cache else None
 
         # --- the greedy CI template (components/ci_template.py) ---
         self.ci_template = GreedyCiTemplate("ci-template", config.gitlab, config.ci_template, opts=on_gitlab)
