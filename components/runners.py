@@ -54,6 +54,7 @@ HELPER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 # Cloud metadata endpoints hand out node credentials: job pods never reach them.
 METADATA_ENDPOINTS = {"0.0.0.0/0": ["169.254.169.254/32"], "::/0": ["fd00:ec2::254/128"]}
 HELM_RELEASE_NAME_MAX = 53
+CACHE_INJECTION_LABEL = "flywheel.dev/cache-injection"
 
 
 # --- pure rendering -----------------------------------------------------------------------------
@@ -75,6 +76,8 @@ def job_pod_labels(pool: RunnerPoolConfig) -> dict[str, str]:
         "app.kubernetes.io/component": "ci-job",
         "app.kubernetes.io/instance": pool.name,
         "app.kubernetes.io/part-of": "flywheel",
+        # tells the policy pack (and anyone reading a pod) whether this pool promises the cache contract
+        CACHE_INJECTION_LABEL: "true" if pool.cache_injection else "false",
     }
 
 

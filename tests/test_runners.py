@@ -107,6 +107,9 @@ def test_cache_injection_false_gets_no_cache_variables_but_keeps_its_own() -> No
     pool = pool_named("plain", cacheInjection=False, environment={"FOO": "bar"})
     document = tomllib.loads(render_config_toml(pool, "jobs", job_environment(pool, CONTRACT_VARIABLES)))
     assert environment_of(document) == {"FOO": "bar"}
+    assert document["runners"][0]["kubernetes"]["pod_labels"]["flywheel.dev/cache-injection"] == "false"
+    cached = tomllib.loads(render_config_toml(DEV_POOLS[0], "jobs", {}))["runners"][0]["kubernetes"]
+    assert cached["pod_labels"]["flywheel.dev/cache-injection"] == "true"
 
 
 def test_without_bazel_cache_the_contract_injects_only_attic() -> None:
