@@ -11,12 +11,10 @@ from __future__ import annotations
 import ast
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,22 +45,44 @@ class MeasurementError(Exception):
     pass
 
 
+# A small, fresh interpreter starts the measured command and reports the command's own wall time and
+# peak RSS. Spawning it straight from this (large) process would not do: on Linux a child's ru_maxrss
+# keeps the high-water mark of the memory it was forked or vforked from, i.e. ours.
+_LAUNCHER = """
+import json, os, resource, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+pid = os.posix_spawnp(command[0], command, os.environ)
+_, status = os.waitpid(pid, 0)
+seconds = time.perf_counter() - started
+peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(report, "w") as out:
+    json.dump({"seconds": seconds, "peak_kib": peak_kib, "exit": os.waitstatus_to_exitcode(status)}, out)
+"""
+
+
 def measure(command: Sequence[str], cwd: Path = ROOT) -> Measurement:
-    """Wall time and peak resident memory of one child process (``wait4`` rusage of exactly that child)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if process.returncode != 0:
-        raise MeasurementError(
-            f"{' '.join(command)} exited with {process.returncode}:\n{stderr.strip() or stdout.strip()}"
-        )
-    return Measurement(seconds, usage.ru_maxrss / 1024, stdout)  # ru_maxrss is in KiB on Linux
+    """Wall time and peak resident memory of one run of ``command`` in a fresh process."""
+    with tempfile.TemporaryDirectory(prefix="flywheel-measure-") as scratch:
+        report, out, err = (Path(scratch) / name for name in ("report.json", "stdout", "stderr"))
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            subprocess.run(
+                [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(report), *command],
+                cwd=cwd,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        stdout_text, stderr_text = out.read_text(errors="replace"), err.read_text(errors="replace")
+        try:
+            figures = json.loads(report.read_text())
+        except (OSError, ValueError):
+            raise MeasurementError(f"the measuring launcher failed:\n{stderr_text.strip()}") from None
+    if figures["exit"] != 0:
+        shown = " ".join(c if len(c) < 200 else c[:40] + "..." for c in command)
+        raise MeasurementError(f"{shown} exited with {figures['exit']}:\n{stdout_text.strip()}\n{stderr_text.strip()}")
+    return Measurement(figures["seconds"], figures["peak_kib"] / 1024, stdout_text)  # ru_maxrss is KiB on Linux
 
 
 def sdk_modules(root: Path = ROOT) -> list[str]:

@@ -1,0 +1,381 @@
+"""Unit tests of the benchmark harness: statistics, the trace-simulation model, the report writer,
+and the program-cost helpers (stack generation, SDK discovery, child-process measurement)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.config import load_platform_config
+from tools.bench import __main__ as cli
+from tools.bench import program_cost, report, simulation
+from tools.bench.results import BenchContext, BenchResult, Chart, Table, Target
+from tools.bench.simulation import Commit, Outcome, Project, SimulationParams, Strategy
+from tools.bench.stats import Summary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def test_summary_is_median_with_range() -> None:
+    summary = Summary.of([3.0, 1.0, 10.0, 2.0])
+    assert (summary.median, summary.low, summary.high, summary.n) == (2.5, 1.0, 10.0, 4)
+    assert summary.text("s") == "2.50 s (1.00–10.00)"
+    assert Summary.of([4.0, 1.0, 5.0]).median == 4.0
+
+
+def test_summary_text_hides_a_range_that_is_not_there() -> None:
+    assert Summary.of([1.234]).text("s") == "1.23 s"
+    assert Summary.of([7.0, 7.001]).text("", 1) == "7.0"
+
+
+def test_summary_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        Summary.of([])
+
+
+def test_table_rejects_ragged_rows() -> None:
+    with pytest.raises(ValueError, match="has 1 cells; expected 2"):
+        Table(("a", "b"), (("only one",),))
+
+
+def test_target_met_only_at_or_below_its_limit() -> None:
+    assert Target("x", 0.5, 0.5, "s").met
+    assert not Target("x", 0.51, 0.5, "s").met
+    assert "NOT met" in Target("x", 2.0, 1.0, "s").text()
+
+
+# --- trace simulation model ---------------------------------------------------------------------
+
+PARAMS = SimulationParams(
+    derivations=10,
+    bootstrap_seconds=0.0,
+    per_path_seconds=0.0,
+    download_mib_per_second=1e12,
+    upload_mib_per_second=1e12,
+    validation_seconds=100.0,
+    deploy_seconds=10.0,
+)
+PROJECT = Project(seconds=(10.0,) * 10, sizes=(1024 * 1024,) * 10)
+CONVENTIONAL, GREEDY_END, GREEDY_WATCH = simulation.STRATEGIES
+
+
+def commit(versions: list[int], outcome: Outcome = Outcome.OK, fail_position: int = 0) -> Commit:
+    return Commit(tuple(enumerate(versions)), outcome, fail_position)
+
+
+def test_watch_store_keeps_work_before_a_build_failure_and_end_push_loses_it() -> None:
+    # commit 2 changes derivation 2 and fails at 7; its fix changes only derivation 7.
+    trace = [
+        commit([0] * 10),
+        commit([0, 0] + [1] * 8, Outcome.BUILD_FAILS, fail_position=7),
+        commit([0, 0] + [1] * 5 + [2] * 3),
+    ]
+    end = simulation.simulate(trace, PROJECT, GREEDY_END, PARAMS)
+    watch = simulation.simulate(trace, PROJECT, GREEDY_WATCH, PARAMS)
+    # built: 10 cold + 5 before the failure + (fix) 8 again with end push vs 3 with watch-store
+    assert end.built == 10 + 5 + 8
+    assert watch.built == 10 + 5 + 3
+    assert watch.compute_seconds < end.compute_seconds
+
+
+def test_greedy_overlaps_validation_and_build_conventional_adds_them() -> None:
+    trace = [commit([0] * 10)]  # cold cache: 10 derivations × 10 s
+    conventional = simulation.simulate(trace, PROJECT, CONVENTIONAL, PARAMS)
+    greedy = simulation.simulate(trace, PROJECT, GREEDY_END, PARAMS)
+    assert conventional.green_seconds == [pytest.approx(100 + 100 + 10)]
+    assert greedy.green_seconds == [pytest.approx(max(100, 100) + 10)]
+    assert conventional.compute_seconds == pytest.approx(greedy.compute_seconds)
+
+
+def test_validation_failure_skips_the_conventional_build_but_greedy_caches_it() -> None:
+    trace = [commit([0] * 10, Outcome.VALIDATION_FAILS), commit([0] * 9 + [1])]
+    conventional = simulation.simulate(trace, PROJECT, CONVENTIONAL, PARAMS)
+    greedy = simulation.simulate(trace, PROJECT, GREEDY_END, PARAMS)
+    assert conventional.built == 10  # only the fix commit built, everything
+    assert greedy.built == 10 + 1  # the fix rebuilt only the changed derivation
+    assert conventional.red_feedback_seconds == greedy.red_feedback_seconds == [100.0]
+    assert greedy.red_seconds == [pytest.approx(100.0)]  # the build (100 s) finished with validation
+    assert greedy.hits == 9
+
+
+def test_end_push_sits_after_the_build_and_watch_store_overlaps_it() -> None:
+    slow_upload = dataclasses.replace(PARAMS, upload_mib_per_second=0.5)  # 2 s per 1 MiB path
+    trace = [commit([0] * 10)]
+    end = simulation.simulate(trace, PROJECT, GREEDY_END, slow_upload)
+    watch = simulation.simulate(trace, PROJECT, GREEDY_WATCH, slow_upload)
+    build_end = 100 + 10 * 2  # build then push all
+    build_watch = 100 + 2  # uploads overlap the 10 s builds; only the last one drains
+    assert end.green_seconds == [pytest.approx(build_end + 10)]
+    assert watch.green_seconds == [pytest.approx(build_watch + 10)]
+
+
+def test_a_repeated_commit_is_all_cache_hits() -> None:
+    trace = [commit([0] * 10), commit([0] * 10)]
+    totals = simulation.simulate(trace, PROJECT, CONVENTIONAL, PARAMS)
+    assert (totals.hits, totals.lookups, totals.built) == (10, 20, 10)
+
+
+def test_reclaimable_bytes_are_stored_minus_the_last_green_closure() -> None:
+    trace = [commit([0] * 10), commit([0] * 9 + [1])]
+    totals = simulation.simulate(trace, PROJECT, CONVENTIONAL, PARAMS)
+    metrics = simulation.metrics(totals)
+    assert metrics["stored_gib"] * 1024 == pytest.approx(11)
+    assert metrics["reclaimable_gib"] * 1024 == pytest.approx(1)
+
+
+def test_trace_fix_commits_follow_their_failure() -> None:
+    params = SimulationParams(pipelines=400, derivations=12, validation_failure_rate=0.3, build_failure_rate=0.3)
+    trace = simulation.make_trace(params, simulation.random.Random(7))
+    seen = {Outcome.BUILD_FAILS: 0, Outcome.VALIDATION_FAILS: 0}
+    for failed, fix in itertools.pairwise(trace):
+        if failed.outcome is Outcome.OK:
+            continue
+        seen[failed.outcome] += 1
+        kept = failed.fail_position if failed.outcome is Outcome.BUILD_FAILS else params.derivations - 1
+        assert fix.paths[:kept] == failed.paths[:kept]
+        assert fix.paths[kept] != failed.paths[kept]
+        assert fix.paths[kept:] != failed.paths[kept:]
+    assert seen[Outcome.BUILD_FAILS] > 50 and seen[Outcome.VALIDATION_FAILS] > 50
+
+
+def test_simulation_is_deterministic_for_a_seed_and_differs_across_seeds() -> None:
+    params = SimulationParams(pipelines=60, seeds=(3, 4))
+    first, _ = simulation.run_seeds(params)
+    again, _ = simulation.run_seeds(params)
+    assert first == again
+    compute = first["conventional"]["compute_minutes"]
+    assert compute.values[0] != compute.values[1]
+
+
+def test_failure_rate_zero_means_every_pipeline_green() -> None:
+    params = SimulationParams(pipelines=30, seeds=(1,), validation_failure_rate=0, build_failure_rate=0)
+    summaries, _ = simulation.run_seeds(params)
+    for strategy in simulation.STRATEGIES:
+        assert summaries[strategy.name]["red_pipeline_median_seconds"].median == 0.0
+    # without failures, pushing early or late leaves the same cache: same work, same hits
+    assert summaries["greedy-end-push"]["hit_rate_percent"] == summaries["greedy-watch-store"]["hit_rate_percent"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"validation_failure_rate": "1.5"}, "validation_failure_rate must be within 0..1"),
+        ({"validation_failure_rate": "0.6", "build_failure_rate": "0.6"}, "must not exceed 1"),
+        ({"failure_point": "1"}, "failure_point"),
+        ({"derivations": "0"}, "at least 1"),
+        ({"no_such_knob": "1"}, "unknown simulation parameter 'no_such_knob'"),
+    ],
+)
+def test_bad_simulation_parameters_are_refused(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SimulationParams().with_overrides(overrides)
+
+
+def test_simulation_overrides_are_parsed_to_their_types() -> None:
+    params = SimulationParams().with_overrides({"seeds": "9,8", "pipelines": "20", "failure_point": "0.75"})
+    assert (params.seeds, params.pipelines, params.failure_point) == ((9, 8), 20, 0.75)
+    assert SimulationParams().with_overrides({"failure_point": "uniform"}).failure_point is None
+
+
+def test_assumptions_print_the_parameters_in_force() -> None:
+    text = "\n".join(SimulationParams(derivations=17, build_failure_rate=0.25).assumptions())
+    assert "chain of 17 derivations" in text and "probability 0.25" in text
+
+
+def test_strategy_names_are_unique() -> None:
+    assert len({s.name for s in simulation.STRATEGIES}) == 3
+    assert Strategy("x", True, True) != GREEDY_END
+
+
+# --- report writer ------------------------------------------------------------------------------
+
+MACHINE = {"nproc": 2, "cpu_model": "Test CPU", "memory_gib": 8.0, "os": "TestOS", "python": "3.11", "tools": {}}
+
+
+def sample_result(name: str = "simulation", quick: bool = False) -> BenchResult:
+    return BenchResult(
+        name=name,
+        title=f"Title of {name}",
+        method="How it ran.",
+        tables=[Table(("variant", "time"), (("a|b", Summary.of([1.0, 2.0, 3.0]).text("s")),))],
+        targets=[Target("claim", 1.0, 5.0, "s")],
+        assumptions=["An assumption."],
+        charts=[Chart(f"{name}.png", "A chart")],
+        data={"x": 1},
+        quick=quick,
+    )
+
+
+def sample_document(*results: BenchResult) -> dict[str, object]:
+    return report.results_document(list(results) or [sample_result()], MACHINE, "2030-01-01 00:00 UTC", ["simulation"])
+
+
+def test_markdown_holds_tables_targets_assumptions_and_charts() -> None:
+    text = report.markdown(sample_document(), image_dir="build/bench", heading_level=3)
+    assert "### Title of simulation\n" in text
+    assert "| a\\|b | 2.00 s (1.00–3.00) |" in text
+    assert "- claim: 1.00 s (target ≤ 5 s) — met" in text
+    assert "- An assumption." in text
+    assert "![A chart](build/bench/simulation.png)" in text
+    assert "Test CPU, 2 CPUs (nproc), 8.0 GiB memory" in text and "`make bench`" in text
+
+
+def test_quick_results_say_so() -> None:
+    text = report.markdown(sample_document(sample_result(quick=True)), image_dir="")
+    assert "(quick run: fewer repetitions, smaller inputs)" in text
+
+
+def test_results_round_trip_through_json() -> None:
+    result = sample_result()
+    assert BenchResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
+README_TEXT = (
+    "# Project\n\nintro\n\n## Performance\n\n<!-- bench:start -->\nold figures\n<!-- bench:end -->\n\ntail ✓\n"
+)
+
+
+def test_readme_is_changed_only_between_the_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_bytes(README_TEXT.encode())
+    report.update_readme(readme, sample_document(), tmp_path / "build" / "bench")
+    text = readme.read_text()
+    head, rest = text.split(report.START_MARKER)
+    body, tail = rest.split(report.END_MARKER)
+    assert head == README_TEXT.split(report.START_MARKER)[0]
+    assert tail == README_TEXT.split(report.END_MARKER)[1]
+    assert "old figures" not in body and "Title of simulation" in body
+    assert "![A chart](build/bench/simulation.png)" in body  # relative to the README
+
+
+def test_readme_update_is_idempotent(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(README_TEXT)
+    report.update_readme(readme, sample_document(), tmp_path / "out")
+    once = readme.read_text()
+    report.update_readme(readme, sample_document(), tmp_path / "out")
+    assert readme.read_text() == once
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# no markers at all\n",
+        "<!-- bench:start -->\nonly the start\n",
+        "<!-- bench:end -->\nx\n<!-- bench:start -->\n",
+        "<!-- bench:start -->\n<!-- bench:end -->\n<!-- bench:start -->\n<!-- bench:end -->\n",
+    ],
+)
+def test_readme_without_one_ordered_marker_pair_is_refused_and_left_alone(tmp_path: Path, text: str) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    with pytest.raises(report.ReadmeMarkersError, match="bench:"):
+        report.update_readme(readme, sample_document(), tmp_path)
+    assert readme.read_text() == text
+
+
+def test_cli_fails_fast_when_the_readme_has_no_markers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    code = cli.main(["--out", str(tmp_path / "out"), "--only", "simulation", "--readme", str(readme)])
+    assert code == cli.EXIT_USAGE
+    assert "exactly one '<!-- bench:start -->'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any benchmark ran
+
+
+def test_previous_results_are_kept_only_from_the_same_machine(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    report.write_json(path, sample_document())
+    assert set(report.load_previous(path, MACHINE)) == {"simulation"}
+    assert report.load_previous(path, {**MACHINE, "nproc": 64}) == {}
+    assert report.load_previous(tmp_path / "missing.json", MACHINE) == {}
+
+
+def test_full_run_with_only_one_benchmark_updates_readme_and_keeps_earlier_results(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(README_TEXT)
+    out = tmp_path / "out"
+    out.mkdir()
+    from tools.bench.machine import describe
+
+    earlier = report.results_document([sample_result("program-cost")], describe(), "earlier", list(cli.BENCHMARKS))
+    report.write_json(out / "results.json", earlier)
+    args = ["--out", str(out), "--only", "simulation", "--readme", str(readme), "--sim", "pipelines=20"]
+    assert cli.main([*args, "--sim", "seeds=1,2"]) == cli.EXIT_OK
+    document = json.loads((out / "results.json").read_text())
+    assert list(document["benchmarks"]) == ["simulation", "program-cost"]
+    assert document["benchmarks"]["simulation"]["data"]["params"]["pipelines"] == 20
+    assert "Title of program-cost" in readme.read_text()
+    assert (out / "simulation-summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- program cost helpers -----------------------------------------------------------------------
+
+
+def test_generated_stack_has_n_valid_unique_pools(tmp_path: Path) -> None:
+    path = program_cost.stack_with_pools(ROOT / "Pulumi.dev.yaml", 25, tmp_path / "Pulumi.pools.yaml")
+    from tools.render import read_stack_file
+
+    stack = read_stack_file(path)
+    raw = {k.removeprefix("flywheel:"): v for k, v in stack.values.items() if k.startswith("flywheel:")}
+    config = load_platform_config(raw, [k.removeprefix("flywheel:") for k in stack.secret_keys])
+    assert len(config.runners) == 25
+    assert len({pool.name for pool in config.runners}) == 25
+    dev = read_stack_file(ROOT / "Pulumi.dev.yaml")
+    assert {k: v for k, v in stack.values.items() if k != "flywheel:runners"} == {
+        k: v for k, v in dev.values.items() if k != "flywheel:runners"
+    }
+
+
+def test_sdk_modules_are_found_in_the_program_sources() -> None:
+    modules = program_cost.sdk_modules()
+    assert {"pulumi", "pulumi_kubernetes", "pulumi_gitlab"} <= set(modules)
+    assert all(m.startswith("pulumi") for m in modules)
+
+
+def test_measure_reports_a_childs_own_peak_memory() -> None:
+    small = program_cost.measure([sys.executable, "-c", "pass"])
+    big = program_cost.measure(
+        [sys.executable, "-c", "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"]
+    )
+    assert big.peak_rss_mib > small.peak_rss_mib + 250
+    assert 0 < small.seconds < big.seconds + 5
+
+
+def test_measure_is_not_charged_for_this_processs_memory() -> None:
+    # On Linux a forked child's ru_maxrss starts at its parent's high-water mark; the launcher avoids that.
+    ballast = bytearray(300 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    assert program_cost.measure([sys.executable, "-c", "pass"]).peak_rss_mib < 60
+    del ballast
+
+
+def test_measure_fails_with_the_childs_error() -> None:
+    with pytest.raises(program_cost.MeasurementError, match="boom"):
+        program_cost.measure([sys.executable, "-c", "import sys; sys.exit('boom')"])
+
+
+def test_resource_count_is_read_from_the_render_summary() -> None:
+    assert program_cost.resource_count("flywheel render: stack 'dev' -> x\n  42 resources:\n") == 42
+
+
+def test_linearity_target_follows_a_straight_line() -> None:
+    times = {1: Summary.of([1.0, 1.1]), 10: Summary.of([2.0]), 100: Summary.of([11.0])}
+    target = program_cost._linearity_target((1, 10, 100), times)
+    assert target.limit == pytest.approx(1.05 + (2.0 - 1.05) / 9 * 99 + 0.1, abs=0.01)
+    times[100] = Summary.of([11.0])
+    assert program_cost._linearity_target((1, 10, 100), times).met
+    times[100] = Summary.of([30.0])  # quadratic-looking growth
+    assert not program_cost._linearity_target((1, 10, 100), times).met
+
+
+def test_bench_context_quick_means_one_repetition(tmp_path: Path) -> None:
+    assert BenchContext(tmp_path, tmp_path, quick=True).repetitions == 1
+    assert BenchContext(tmp_path, tmp_path).repetitions == 5
