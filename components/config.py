@@ -42,6 +42,7 @@ CONTRACT_RUNNER_KEYS = frozenset({"BAZEL_REMOTE_CACHE", "GF_BAZEL_SUBSTRATE_MODE
 # Keys the platform itself sets as group variables.
 PLATFORM_GROUP_KEYS = frozenset({"ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY", "ATTIC_TOKEN"})
 DAY_SECONDS = 86400
+MAX_RETENTION_SECONDS = 2**32 - 1  # Attic keeps a cache's retention period as u32 seconds
 
 
 class ConfigError(Exception):
@@ -260,6 +261,8 @@ class GarbageCollection(Model):
     def _at_least_a_day(cls, value: str) -> str:
         if parse_humantime(value) < DAY_SECONDS:
             raise _problem("retention is shorter than one day", "a humantime duration of at least '1 day'")
+        if parse_humantime(value) > MAX_RETENTION_SECONDS:
+            raise _problem("retention is longer than Attic can store", "at most '136 years' (2^32-1 seconds)")
         return value
 
     @property
@@ -302,7 +305,8 @@ class AtticIngress(Model):
 
 class AtticConfig(Model):
     image: Image = Field(
-        "ghcr.io/zhaofengli/attic:4dbdbee45728d8ce5788db6461aaaa89d98081f0", description="atticd image (pinned)."
+        "ghcr.io/zhaofengli/attic:9eda345a743f50999de04f59a170806c3e029eea",
+        description="atticd image, pinned to an upstream commit tag (Attic has no releases).",
     )
     replicas: int = Field(2, ge=1, le=20, description="`api-server` replicas.")
     host: Hostname | None = Field(None, description="External host name; creates an Ingress when set.")
@@ -318,6 +322,9 @@ class AtticConfig(Model):
         "14 days", description="Re-mint the CI token when it expires within this window."
     )
     resources: Resources = Field(default_factory=Resources, description="api-server resources.")
+    bootstrap_image: Image = Field(
+        "buildpack-deps:bookworm-curl", description="Image of the cache bootstrap Job (needs bash and curl)."
+    )
 
     @model_validator(mode="after")
     def _rotation_inside_validity(self) -> AtticConfig:
