@@ -473,6 +473,11 @@ def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
+def _hunks(diff: str) -> str:
+    """A unified diff without its two file-name lines."""
+    return diff.split("\n", 2)[2] if diff.startswith("--- ") and diff.count("\n") >= 2 else diff
+
+
 def _change_sections(changes: Sequence[ResourceChange]) -> list[str]:
     """The per-type tables as small pieces (heading, table head, one resource's rows), for cutting."""
     by_type: dict[str, list[ResourceChange]] = defaultdict(list)
@@ -554,7 +559,9 @@ def render_note(report: Report, limit: int = NOTE_LIMIT) -> str:
     head = "\n\n".join(p for p in head_parts if p)
 
     pieces = _change_sections(visible)
-    blocks = [b for c in visible for b in _text_diffs(c)] + report.blocks
+    # A property's text diff that repeats a rendered file's diff (the CI template's content) is shown once.
+    hunks = {_hunks(b.text) for b in report.blocks}
+    blocks = [b for c in visible for b in _text_diffs(c) if _hunks(b.text) not in hunks] + report.blocks
     footer = f"\n\n---\n<sub>{report.source}</sub>" if report.source else ""
 
     full = head + "\n" + "\n".join(pieces) + "".join("\n\n" + _block_text(b) for b in blocks) + footer
