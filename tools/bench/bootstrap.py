@@ -1,0 +1,150 @@
+"""Part 2: the time the template's bootstrap (before_script) adds to a job, with real Nix.
+
+Runs the real components/templates/attic-bootstrap.sh and attic-teardown.sh in bash with the variables
+of the rendered ``.greedy-attic`` job, against the loopback Attic stand-in (tools/nix_lab.py):
+
+- (a) the client is substitutable: not in the local store, served by a loopback cache that plays
+  cache.nixos.org for the first client ref (a2: the first ref is the real github: ref, unreachable
+  offline, and the client comes from the Attic cache through the fallback ref);
+- (b) nothing is substitutable offline: the github: ref cannot be reached and the Attic cache does not
+  have the client;
+- (c) the Attic endpoint accepts TCP and never answers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.config import CiTemplateConfig
+from tools import nix_lab
+from tools.bench.attic_lab import AtticLab, attic_lab, bootstrap, status_of, teardown, template_variables
+from tools.bench.results import BenchContext, BenchResult, Table, Target
+from tools.bench.stats import Summary
+
+OFFLINE_REF = CiTemplateConfig().attic_client_ref  # github:NixOS/nixpkgs/... : unreachable on this machine
+EMPTY_CACHE = "empty"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    limit: float | None
+    expect_publishing: bool
+
+
+SCENARIOS = (
+    Scenario("a", "(a) client substitutable (first ref, from a loopback upstream cache)", 5.0, True),
+    Scenario("a2", "(a2) first ref unreachable offline, client from the Attic cache (fallback ref)", None, True),
+    Scenario("b", "(b) nothing substitutable offline", 15.0, False),
+    Scenario("c", "(c) endpoint accepts TCP, never answers", 15.0, False),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    bootstrap: float
+    teardown: float
+    status: str
+
+
+def run_scenario(scenario: Scenario, lab: AtticLab, hanging: nix_lab.LoopbackCache, work: Path) -> Run:
+    home = work / "home"
+    state = work / "state"
+    first, fallback = lab.client_ref, lab.client_ref
+    env = lab.job_env(home)
+    if scenario.key == "a":
+        env = lab.with_upstream(env)
+    elif scenario.key == "a2":
+        first = OFFLINE_REF
+    elif scenario.key == "b":
+        first = OFFLINE_REF
+        env["ATTIC_CACHE"] = EMPTY_CACHE
+    elif scenario.key == "c":
+        env["ATTIC_SERVER"] = hanging.url
+    inputs = {"attic-client-ref": first, "fallback-client-ref": fallback}
+    env.update(template_variables(inputs, state))
+    lab.forget_client()
+    try:
+        started = bootstrap(env, work)
+        status = status_of(state)
+    finally:
+        stopped = teardown(env, work)
+        _kill_watcher(state)
+    shutil.rmtree(state, ignore_errors=True)  # drops the client's out-link (GC root)
+    shutil.rmtree(home, ignore_errors=True)
+    if started.returncode != 0 or stopped.returncode != 0:
+        raise RuntimeError(f"bootstrap/teardown exited non-zero in {scenario.title}:\n{started.output}")
+    if status.startswith("publishing") != scenario.expect_publishing:
+        raise RuntimeError(f"{scenario.title}: unexpected bootstrap status {status!r}:\n{started.output}")
+    return Run(started.seconds, stopped.seconds, status)
+
+
+def _kill_watcher(state: Path) -> None:
+    # The teardown stops the watcher; this only guards against leaving one behind if it could not.
+    try:
+        pid = int((state / "watch-store.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+def run(context: BenchContext) -> BenchResult:
+    runs: dict[str, list[Run]] = {s.key: [] for s in SCENARIOS}
+    with (
+        attic_lab(context.work / "lab") as lab,
+        nix_lab.loopback_cache(context.work / "hanging", token=lab.token, mode="hang") as hanging,
+    ):
+        lab.cache.cache_dir(EMPTY_CACHE)
+        for repetition in range(context.repetitions):
+            for scenario in SCENARIOS:
+                run_dir = context.work / f"{scenario.key}-{repetition}"
+                run_dir.mkdir()
+                runs[scenario.key].append(run_scenario(scenario, lab, hanging, run_dir))
+
+    rows = []
+    targets = []
+    data = {}
+    for scenario in SCENARIOS:
+        boot = Summary.of([r.bootstrap for r in runs[scenario.key]])
+        down = Summary.of([r.teardown for r in runs[scenario.key]])
+        total = Summary.of([r.bootstrap + r.teardown for r in runs[scenario.key]])
+        status = runs[scenario.key][0].status
+        limit = f"< {scenario.limit:g} s" if scenario.limit else "—"
+        rows.append((scenario.title, boot.text("s"), down.text("s"), total.text("s"), limit, _short(status)))
+        if scenario.limit is not None:
+            targets.append(Target(f"bootstrap {scenario.title}", boot.median, scenario.limit, "s"))
+        data[scenario.key] = {
+            "bootstrap_seconds": boot.to_json(),
+            "teardown_seconds": down.to_json(),
+            "status": status,
+        }
+    config = CiTemplateConfig()
+    return BenchResult(
+        name="bootstrap",
+        title="Bootstrap overhead of the greedy template (real Nix)",
+        method=(
+            f"The real attic-bootstrap.sh and attic-teardown.sh in bash with the rendered job's variables "
+            f"(connect {config.connect_timeout_seconds} s, stalled download {config.stalled_download_timeout_seconds}"
+            f" s), {context.repetitions} run(s) per scenario, the client deleted from the local store before each; "
+            "the cache is the loopback stand-in of tools/nix_lab.py, the client the STAND-IN attic client."
+        ),
+        tables=[Table(("scenario", "bootstrap", "teardown", "bootstrap + teardown", "target", "status"), tuple(rows))],
+        targets=targets,
+        notes=[
+            "The stand-in client is one small store path; the real attic-client closure is tens of MiB, whose "
+            "download time from a real cache comes on top of (a) and (a2).",
+            "(b) and (c) end with 'cache publication skipped' and the build goes on; (a) and (a2) start "
+            "`attic watch-store`, which the teardown drains and stops (its quiet period is part of the teardown).",
+        ],
+        data=data,
+        quick=context.quick,
+    )
+
+
+def _short(status: str) -> str:
+    return status if len(status) <= 60 else status[:57] + "..."
