@@ -6,6 +6,8 @@ import pulumi
 import pulumi_gitlab as gitlab
 import pulumi_kubernetes as k8s
 
+from components.attic import AtticServer
+from components.attic_gc import AtticGarbageCollector
 from components.bazel_cache import BazelRemoteCache
 from components.ci_template import GreedyCiTemplate
 from components.config import PlatformConfig
@@ -56,6 +58,30 @@ class Platform(pulumi.ComponentResource):
         )
 
         # --- Attic server and GC worker (components/attic.py, components/attic_gc.py) ---
+        self.attic = AtticServer(
+            "attic",
+            config.attic,
+            config.namespace,
+            s3_endpoint=self.storage.endpoint,
+            s3_region=self.storage.region,
+            s3_bucket=self.storage.bucket,
+            s3_access=self.storage.attic_access,
+            database_url=self.database.url,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.namespace, *self.storage.ready, *self.database.ready]
+            ),
+        )
+        self.attic_gc = AtticGarbageCollector("attic-gc", config.attic, config.namespace, self.attic, opts=in_namespace)
+        self._publish(self.attic.rendered_files)
+        self.outputs.update(
+            {
+                "attic_url": self.attic.url,
+                "attic_internal_url": self.attic.internal_url,
+                "attic_cache": self.attic.cache_name,
+                "attic_public_key": self.attic.public_key,
+                "attic_ci_token": self.attic.ci_token,  # secret
+            }
+        )
 
         # --- bazel cache, the CacheContract, runners, group variables (bazel_cache, contract, runners,
         #     gitlab_variables) ---
