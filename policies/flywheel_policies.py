@@ -633,7 +633,11 @@ def _secret_key(key: str) -> bool:
 
 
 def _meaningful(value: Any) -> bool:
-    return isinstance(value, str | int | float) and not isinstance(value, bool) and str(value).strip() not in {"", "-"}
+    """A literal value (not empty, not a shell or template reference such as `$TOKEN` or `{{ .token }}`)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    literal = str(value).strip()
+    return literal not in {"", "-"} and not literal.startswith("$") and "{{" not in literal and "$(" not in literal
 
 
 def secrets_in(value: Any, path: str) -> Iterator[str]:
