@@ -11,8 +11,11 @@ from components.attic_gc import AtticGarbageCollector
 from components.bazel_cache import BazelRemoteCache
 from components.ci_template import GreedyCiTemplate
 from components.config import PlatformConfig
+from components.contract import CacheContract
 from components.database import AtticDatabase
+from components.gitlab_variables import GroupCiVariables
 from components.kube import standard_labels
+from components.runners import RunnerFleet
 from components.storage import ObjectStorage
 
 
@@ -95,12 +98,41 @@ class Platform(pulumi.ComponentResource):
                 s3_bucket=self.storage.bucket,
                 s3_prefix=self.storage.bazel_prefix,
                 s3_access=self.storage.bazel_access,
-                opts=in_namespace,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *self.storage.ready]),
             )
             if config.bazel_cache.enabled
             else None
         )
-        self.outputs["bazel_remote_cache"] = self.bazel_cache.grpc_url if self.bazel_cache else None
+        self.contract = CacheContract(
+            attic_url=self.attic.url,
+            cache_name=self.attic.cache_name,
+            public_key=self.attic.public_key,
+            bazel_remote_cache=self.bazel_cache.grpc_url if self.bazel_cache else None,
+        )
+        self.runners = RunnerFleet(
+            "runners",
+            config.runners,
+            config.runner_fleet,
+            config.gitlab,
+            config.jobs_namespace,
+            self.contract,
+            self.gitlab_provider,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            manager_namespace=config.namespace,
+        )
+        self.group_variables = GroupCiVariables(
+            "group-variables", config.gitlab, self.contract, self.attic.ci_token, opts=on_gitlab
+        )
+        self._publish(self.runners.rendered_files)
+        self.outputs.update(
+            {
+                "bazel_remote_cache": self.contract.bazel_remote_cache,
+                "substrate_mode": self.contract.substrate_mode,
+                "jobs_namespace": config.jobs_namespace,
+                "runner_pools": sorted(self.runners.pools),
+                "group_variables": sorted(self.group_variables.variables),
+            }
+        )
 
         # --- the greedy CI template (components/ci_template.py) ---
         self.ci_template = GreedyCiTemplate("ci-template", config.gitlab, config.ci_template, opts=on_gitlab)
