@@ -97,7 +97,7 @@ def api() -> Iterator[tuple[CacheConfigStandIn, str]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield stand_in, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
