@@ -210,3 +210,13 @@ def test_manifests_are_valid_kubernetes_1_31_and_labelled() -> None:
         assert manifest["metadata"]["labels"]["app.kubernetes.io/part-of"] == "flywheel"
         assert manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pulumi"
     assert manifests[("PersistentVolumeClaim", "bazel-cache-data")]["spec"]["storageClassName"] == "fast-ssd"
+
+
+def test_dev_stack_wires_the_s3_tier_to_the_object_storage(dev_render: Any) -> None:
+    manifests = {(m["kind"], m["metadata"]["name"]): m for m in kubernetes_objects(dev_render.resources)}
+    env = container_env(manifests)
+    assert env["BAZEL_REMOTE_S3_PREFIX"] == "bazel"
+    assert "://" not in env["BAZEL_REMOTE_S3_ENDPOINT"]
+    secret_name = env["BAZEL_REMOTE_S3_ACCESS_KEY_ID"]["secretKeyRef"]["name"]
+    assert ("Secret", secret_name) in manifests  # the storage component's scoped bazel-remote identity
+    assert schema_errors([manifests[key] for key in manifests if key[1].startswith("bazel-cache")]) == []

@@ -6,6 +6,7 @@ JWT-shaped value. Config refusals go through the real loader (`load_platform_con
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -160,3 +161,18 @@ def test_shadowing_is_refused_again_if_the_config_model_was_bypassed() -> None:
         gitlab = gitlab_config().model_copy(update={"extra_variables": {key: ExtraVariable(value="x" * 12)}})
         with pytest.raises(ValueError, match=key):
             group_variables(gitlab, CONTRACT, PUSH_TOKEN)
+
+
+def test_dev_stack_group_variables_carry_the_attic_servers_values(dev_render: Any) -> None:
+    variables = {
+        r["inputs"]["key"]: r["inputs"]
+        for r in dev_render.resources
+        if r["type"] == "gitlab:index/groupVariable:GroupVariable"
+    }
+    assert set(variables) == {"ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY", "ATTIC_TOKEN", "NIX_CONFIG_EXTRA"}
+    assert variables["ATTIC_SERVER"]["value"].startswith("https://attic.example.com")
+    assert variables["ATTIC_CACHE"]["value"] == dev_value("attic")["cacheName"]
+    key_name, _, key_body = variables["ATTIC_PUBLIC_KEY"]["value"].partition(":")
+    assert key_name and len(base64.b64decode(key_body, validate=True)) == 32  # a Nix Ed25519 public key
+    token = variables["ATTIC_TOKEN"]
+    assert (token["value"], token["masked"], token["hidden"], token["protected"]) == (REDACTED, True, True, False)

@@ -30,6 +30,7 @@ from components.runners import (
     release_name,
     render_config_toml,
 )
+from policies.evaluate import evaluate_resources
 from tests.conftest import dev_value
 from tests.k8s_schema import schema_errors
 from tools.mocks import FlywheelMocks, RecordingMonitor, Registration
@@ -374,3 +375,73 @@ def test_twenty_pools_register_distinct_runners_releases_and_files() -> None:
     assert len({r["inputs"]["name"] for r in of_type(resources, "helm.sh/v3:Release")}) == 20
     assert len(files) == 20
     assert schema_errors(kubernetes_objects(resources)) == []
+
+
+# --- the whole program (tests.conftest.render: the dev stack with overrides, under the mocks) ------
+
+
+def _render_environment(result: Any, pool: str) -> dict[str, str]:
+    return environment_of(tomllib.loads(result.files[f"runners/{pool}/config.toml"]))
+
+
+def _group_values(result: Any) -> dict[str, Any]:
+    variables = [r for r in result.resources if r["type"] == "gitlab:index/groupVariable:GroupVariable"]
+    return {r["inputs"]["key"]: r["inputs"]["value"] for r in variables}
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_pool_lists_of_1_and_20_render_with_the_stack_contract(
+    render: Callable[[dict[str, Any]], Any], count: int
+) -> None:
+    pools = [{"name": f"pool-{i:02d}", "tags": [f"flywheel-{i:02d}"], "concurrent": 1} for i in range(count)]
+    result = render({"runners": pools})
+    files = sorted(path for path in result.files if path.startswith("runners/"))
+    assert files == [f"runners/pool-{i:02d}/config.toml" for i in range(count)]
+    assert len([r for r in result.resources if r["type"] == "gitlab:index/userRunner:UserRunner"]) == count
+    group = _group_values(result)
+    bazel_service = next(
+        m
+        for m in kubernetes_objects(result.resources)
+        if m["kind"] == "Service" and m["metadata"]["name"] == "bazel-cache"
+    )
+    for i in range(count):
+        env = _render_environment(result, f"pool-{i:02d}")
+        # the runners and the group variables agree, and the bazel URL names the bazel Service of this stack
+        assert {k: env[k] for k in ("ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY")} == {
+            k: group[k] for k in ("ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY")
+        }
+        assert env["BAZEL_REMOTE_CACHE"] == (
+            f"grpc://{bazel_service['metadata']['name']}.{bazel_service['metadata']['namespace']}"
+            ".svc.cluster.local:9092"
+        )
+        assert env["GF_BAZEL_SUBSTRATE_MODE"] == "shared-cache-backed"
+    mine = [
+        m
+        for m in kubernetes_objects(result.resources)
+        if m["metadata"].get("namespace") == "flywheel-jobs" or m["kind"] in {"Namespace", "ServiceAccount"}
+    ]
+    assert schema_errors(mine) == []
+
+
+def test_cache_injection_false_pool_renders_without_cache_variables(render: Callable[[dict[str, Any]], Any]) -> None:
+    result = render(
+        {
+            "runners": [
+                {"name": "cached", "tags": ["a"]},
+                {"name": "bare", "tags": ["b"], "cacheInjection": False, "environment": {"FOO": "bar"}},
+            ]
+        }
+    )
+    assert set(CONTRACT_VARIABLES) <= _render_environment(result, "cached").keys()
+    assert _render_environment(result, "bare") == {"FOO": "bar"}
+    # the policy pack sees the opt-out (job pod label) and does not flag the bare pool
+    assert evaluate_resources(result.resources) == []
+
+
+def test_without_the_bazel_cache_runners_inject_only_attic(render: Callable[[dict[str, Any]], Any]) -> None:
+    result = render({"bazelCache": {"enabled": False}})
+    assert not [r for r in result.resources if r["type"] == "flywheel:index:BazelRemoteCache"]
+    for pool in DEV_POOLS:
+        env = _render_environment(result, pool.name)
+        assert not {"BAZEL_REMOTE_CACHE", "GF_BAZEL_SUBSTRATE_MODE"} & env.keys()
+        assert {"ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY"} <= env.keys()
