@@ -307,8 +307,8 @@ def test_full_run_with_only_one_benchmark_updates_readme_and_keeps_earlier_resul
 
     earlier = report.results_document([sample_result("program-cost")], describe(), "earlier", list(cli.BENCHMARKS))
     report.write_json(out / "results.json", earlier)
-    args = ["--out", str(out), "--only", "simulation", "--readme", str(readme), "--sim", "pipelines=20"]
-    assert cli.main([*args, "--sim", "seeds=1,2"]) == cli.EXIT_OK
+    args = ["--out", str(out), "--only", "simulation", "--readme", str(readme), "--param", "simulation.pipelines=20"]
+    assert cli.main([*args, "--param", "simulation.seeds=1,2"]) == cli.EXIT_OK
     document = json.loads((out / "results.json").read_text())
     assert list(document["benchmarks"]) == ["simulation", "program-cost"]
     assert document["benchmarks"]["simulation"]["data"]["params"]["pipelines"] == 20

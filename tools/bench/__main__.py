@@ -1,6 +1,6 @@
 """Run the benchmarks and write build/bench/ (and, on a full run, the README's Performance section).
 
-    python -m tools.bench --out build/bench [--quick] [--only NAME ...] [--sim KEY=VALUE ...]
+    python -m tools.bench --out build/bench [--quick] [--only NAME ...] [--param BENCH.KEY=VALUE ...]
 
 Exit codes: 0 every selected benchmark ran (targets are reported, not enforced), 1 a benchmark
 failed to run, 2 bad arguments or README markers missing.
@@ -31,27 +31,32 @@ BENCHMARKS = {
     "simulation": "tools.bench.simulation",
     "program-cost": "tools.bench.program_cost",
 }
+TUNABLE = ("pipeline", "resumability", "simulation")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def run_one(name: str, context: BenchContext, simulation_overrides: dict[str, str]) -> BenchResult:
+def run_one(name: str, context: BenchContext, overrides: dict[str, dict[str, str]]) -> BenchResult:
     module = importlib.import_module(BENCHMARKS[name])
     started = time.monotonic()
-    if name == "simulation":
-        result: BenchResult = module.run(context, simulation_overrides)
+    if name in TUNABLE:
+        result: BenchResult = module.run(context, overrides.get(name, {}))
     else:
         result = module.run(context)
     result.seconds = time.monotonic() - started
     return result
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
+def parse_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """``["simulation.pipelines=100"]`` -> ``{"simulation": {"pipelines": "100"}}``."""
+    overrides: dict[str, dict[str, str]] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--sim expects KEY=VALUE (got {pair!r})")
-        overrides[key.strip().replace("-", "_")] = value.strip()
+        bench, dot, knob = key.strip().partition(".")
+        if not sep or not dot or not knob:
+            raise ValueError(f"--param expects BENCHMARK.KEY=VALUE (got {pair!r})")
+        if bench not in TUNABLE:
+            raise ValueError(f"--param: {bench!r} has no parameters (tunable: {', '.join(TUNABLE)})")
+        overrides.setdefault(bench, {})[knob.replace("-", "_")] = value.strip()
     return overrides
 
 
@@ -60,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench", help="output folder")
     parser.add_argument("--quick", action="store_true", help="one run each, small inputs; never touches README")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME", help=", ".join(BENCHMARKS))
-    parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE", help="simulation parameter")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="BENCH.KEY=VALUE", help="e.g. simulation.pipelines=100"
+    )
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README to update (full runs)")
     parser.add_argument("--no-readme", action="store_true", help="do not update the README")
     args = parser.parse_args(argv)
 
     try:
-        overrides = parse_overrides(args.sim)
+        overrides = parse_overrides(args.param)
     except ValueError as err:
         parser.error(str(err))
     names = args.only or list(BENCHMARKS)
