@@ -10,6 +10,7 @@ stand-in for GitLab, driven through the real python-gitlab client.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -383,17 +384,25 @@ class _Server(ThreadingHTTPServer):
     state: StandIn
 
 
-@pytest.fixture
-def gitlab_stand_in() -> Iterator[StandIn]:
-    """A loopback stand-in for GitLab's merge-request notes API, on a free port."""
+@contextlib.contextmanager
+def serve_stand_in() -> Iterator[StandIn]:
+    """A loopback stand-in for GitLab's merge-request notes API, on a free port (MR !7 of project 42)."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.state = StandIn(url=f"http://127.0.0.1:{server.server_address[1]}")
     server.state.notes[MR_IID] = []
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield server.state
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server.state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def gitlab_stand_in() -> Iterator[StandIn]:
+    with serve_stand_in() as stand_in:
+        yield stand_in
 
 
 def ci_env(stand_in: StandIn, **overrides: str) -> dict[str, str]:

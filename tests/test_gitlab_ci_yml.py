@@ -1,0 +1,275 @@
+""".gitlab-ci.yml (this repository's own pipeline): the official GitLab CI schema, its structure, which jobs
+each kind of pipeline gets (real gitlab-ci-local), and real runs of the render job and of the preview
+job's offline path (gitlab-ci-local's shell executor, a local git origin, the GitLab stand-in of
+tests/test_mr_note.py). The `pulumi preview`/`pulumi up` path itself needs the Pulumi CLI and a cluster,
+which this machine does not have."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, require_tool
+from tests.test_mr_note import MR_IID, PROJECT_ID, TOKEN, serve_stand_in
+from tools.preview_markdown import marker
+
+CI_FILE = ROOT / ".gitlab-ci.yml"
+STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+# Files the pipeline's jobs need from the project (a fresh clone has exactly these).
+PROJECT_FILES = [
+    "components",
+    "policies",
+    "tools",
+    "__main__.py",
+    "Pulumi.yaml",
+    "Pulumi.dev.yaml",
+    "Makefile",
+    "requirements.txt",
+    "requirements-dev.txt",
+    ".gitlab-ci.yml",
+]
+PREDEFINED = "CI_PIPELINE_SOURCE,CI_PROJECT_ID,CI_MERGE_REQUEST_IID,CI_MERGE_REQUEST_TARGET_BRANCH_NAME,CI_API_V4_URL"
+
+
+def pipeline() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(CI_FILE.read_text())
+    return loaded
+
+
+def job(name: str) -> dict[str, Any]:
+    """A job with its `extends` chain merged (one level of keys, as GitLab merges hashes deeply)."""
+    jobs = pipeline()
+    merged: dict[str, Any] = {}
+    chain = [name]
+    while "extends" in jobs[chain[-1]]:
+        chain.append(jobs[chain[-1]]["extends"])
+    for part in reversed(chain):
+        merged.update({k: v for k, v in jobs[part].items() if k != "extends"})
+    return merged
+
+
+def script(name: str) -> str:
+    return "\n".join(job(name)["script"])
+
+
+# --- schema ----------------------------------------------------------------------------------------
+
+
+def check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
+    tool = Path(sys.executable).parent / "check-jsonschema"
+    command = [str(tool), "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_validates_against_the_official_gitlab_ci_schema() -> None:
+    result = check_jsonschema(CI_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_a_broken_file(tmp_path: Path) -> None:
+    broken = pipeline()
+    broken["deploy:dev"]["resource_group"] = ["not", "a", "string"]
+    broken["render"]["artifacts"]["when"] = "sometimes"
+    (tmp_path / ".gitlab-ci.yml").write_text(yaml.safe_dump(broken))
+    result = check_jsonschema(tmp_path / ".gitlab-ci.yml")
+    assert result.returncode == 1 and "resource_group" in result.stdout + result.stderr
+
+
+# --- structure -------------------------------------------------------------------------------------
+
+
+def test_every_stack_file_has_a_preview_and_a_deploy_job() -> None:
+    assert "dev" in STACKS
+    jobs = pipeline()
+    resource_groups = set()
+    for stack in STACKS:
+        preview, deploy = job(f"preview:{stack}"), job(f"deploy:{stack}")
+        assert preview["variables"]["STACK"] == stack and deploy["variables"]["STACK"] == stack
+        assert deploy["environment"]["name"] == stack
+        # a literal per-stack lock: variables in resource_group are not expanded reliably by GitLab
+        assert stack in deploy["resource_group"] and "$" not in deploy["resource_group"]
+        resource_groups.add(deploy["resource_group"])
+    assert len(resource_groups) == len(STACKS)
+    per_stack = {n for n in jobs if n.startswith(("preview:", "deploy:"))}
+    assert per_stack == {f"{kind}:{stack}" for kind in ("preview", "deploy") for stack in STACKS}
+
+
+def test_jobs_run_what_the_issue_asks() -> None:
+    assert job("test")["script"] == [".ci/run"]
+    render = script("render")
+    assert "for file in Pulumi.*.yaml" in render and 'make render STACK="$stack"' in render
+    assert job("render")["artifacts"]["paths"] == ["build/"] and job("render")["artifacts"]["when"] == "always"
+    preview = script("preview:dev")
+    assert (
+        'pulumi preview --stack "$STACK" --diff --policy-pack policies --non-interactive' in preview
+        and 'pulumi preview --stack "$STACK" --policy-pack policies --non-interactive --json' in preview
+    )
+    assert '-m tools.mr_note --stack "$STACK" --preview-json' in preview
+    assert '-m tools.mr_note --stack "$STACK" --render-head' in preview
+    assert job("preview:dev")["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    deploy = job("deploy:dev")
+    assert deploy["script"] == [
+        'pulumi up --stack "$STACK" --yes --policy-pack policies --non-interactive --diff --color never'
+    ]
+    [rule] = deploy["rules"]
+    assert rule["when"] == "manual" and "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in rule["if"]
+    assert deploy["interruptible"] is False
+
+
+def test_images_are_pinned() -> None:
+    for name in ("test", "render", "preview:dev", "deploy:dev"):
+        image = job(name)["image"]
+        _, _, tag = image.partition(":")
+        assert tag and tag != "latest" and any(c.isdigit() for c in tag), image
+    pulumi_image = job("deploy:dev")["image"]
+    assert pulumi_image.startswith("pulumi/pulumi-python")
+    sdk = next(line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi=="))
+    assert pulumi_image.endswith(":" + sdk.removeprefix("pulumi=="))  # CLI version == SDK version
+
+
+# --- gitlab-ci-local: which jobs each pipeline gets ------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, check=True)
+    return done.stdout
+
+
+def project_copy(target: Path) -> Path:
+    """This project as a fresh git clone would have it, on branch main, with this machine's .venv linked in."""
+    target.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    (target / ".venv").symlink_to(ROOT / ".venv")
+    # older than the venv's install markers: `make render` must not reinstall anything
+    for requirements in ("requirements.txt", "requirements-dev.txt"):
+        os.utime(target / requirements, (946684800, 946684800))
+    (target / ".gitignore").write_text(".venv\nbuild/\n.gitlab-ci-local/\n")
+    git(target, "init", "-q", "-b", "main")
+    git(target, "add", "-A")
+    git(target, "commit", "-q", "-m", "project")
+    return target
+
+
+def gitlab_ci_local(cwd: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+    tool = require_tool("gitlab-ci-local")
+    env = {**os.environ, "GCL_IGNORE_PREDEFINED_VARS": PREDEFINED}
+    env.pop("CI", None)
+    return subprocess.run(
+        [tool, "--no-color", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def listed(cwd: Path, *variables: str) -> dict[str, str]:
+    args = [item for v in variables for item in ("--variable", v)]
+    result = gitlab_ci_local(cwd, "--list-json", *args)
+    assert result.returncode == 0, result.stderr
+    return {j["name"]: j["when"] for j in json.loads(result.stdout) if j["when"] != "never"}
+
+
+def test_each_kind_of_pipeline_gets_its_jobs(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy2(CI_FILE, repo / ".gitlab-ci.yml")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "ci")
+    push = listed(repo)
+    assert push == {"test": "on_success", "render": "on_success", "deploy:dev": "manual"}
+    merge_request = listed(repo, "CI_PIPELINE_SOURCE=merge_request_event")
+    assert merge_request == {"test": "on_success", "render": "on_success", "preview:dev": "on_success"}
+    git(repo, "checkout", "-q", "-b", "feature")
+    assert listed(repo) == {"test": "on_success", "render": "on_success"}
+
+
+def test_expanded_pipeline_keeps_the_deploy_lock_and_environment(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy2(CI_FILE, repo / ".gitlab-ci.yml")
+    git(repo, "init", "-q", "-b", "main")
+    result = gitlab_ci_local(repo, "--preview")
+    assert result.returncode == 0, result.stderr
+    expanded = yaml.safe_load(result.stdout)
+    deploy = expanded["deploy:dev"]
+    assert deploy["resource_group"] == "pulumi-dev" and deploy["environment"]["name"] == "dev"
+    assert deploy["image"]["name"] == job("deploy:dev")["image"]
+    assert deploy["before_script"] == job("deploy:dev")["before_script"]
+
+
+# --- real job runs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_render_job_renders_every_stack_file_and_fails_on_a_broken_one(tmp_path: Path) -> None:
+    repo = project_copy(tmp_path / "repo")
+    dev = (repo / "Pulumi.dev.yaml").read_text()
+    (repo / "Pulumi.staging.yaml").write_text(
+        dev.replace("flywheel:namespace: flywheel", "flywheel:namespace: staging")
+    )
+    result = gitlab_ci_local(repo, "--force-shell-executor", "render")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "render: rendered dev staging into build/" in result.stdout
+    for stack, namespace in (("dev", "flywheel"), ("staging", "staging")):
+        resources = json.loads((repo / "build" / stack / "resources.json").read_text())
+        assert any(r["type"] == "kubernetes:core/v1:Namespace" and r["name"] == namespace for r in resources)
+
+    (repo / "Pulumi.broken.yaml").write_text(dev.replace("replicas: 2", "replicas: 0"))
+    result = gitlab_ci_local(repo, "--force-shell-executor", "render")
+    assert result.returncode == 1
+    assert "render: stack 'broken' FAILED" in result.stdout + result.stderr
+    assert "flywheel:attic.replicas" in result.stdout + result.stderr
+    assert "render: rendered dev staging into build/" in result.stdout  # the good stacks still render
+
+
+@pytest.mark.slow
+def test_preview_job_without_credentials_posts_the_offline_diff(tmp_path: Path) -> None:
+    """The MR pipeline's preview:dev job with no PULUMI_BACKEND_URL/KUBECONFIG: it renders the target branch
+    (fetched from origin) and the MR, and posts the desired-state diff to the GitLab stand-in."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    repo = project_copy(tmp_path / "repo")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    git(repo, "checkout", "-q", "-b", "add-arm-pool")
+    stack = yaml.safe_load((repo / "Pulumi.dev.yaml").read_text())
+    stack["config"]["flywheel:runners"].append({"name": "arm", "tags": ["flywheel-arm"], "concurrent": 2})
+    (repo / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack, sort_keys=False))
+    git(repo, "commit", "-q", "-am", "runners: an arm pool")
+
+    with serve_stand_in() as stand_in:
+        variables = {
+            "CI_PIPELINE_SOURCE": "merge_request_event",
+            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+            "CI_MERGE_REQUEST_IID": str(MR_IID),
+            "CI_PROJECT_ID": str(PROJECT_ID),
+            "CI_API_V4_URL": f"{stand_in.url}/api/v4",
+            "FLYWHEEL_MR_NOTE_TOKEN": TOKEN,
+        }
+        args = [item for k, v in variables.items() for item in ("--variable", f"{k}={v}")]
+        result = gitlab_ci_local(repo, "--force-shell-executor", *args, "preview:dev")
+        notes = stand_in.notes[MR_IID]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "posting the offline desired-state diff of 'dev'" in result.stdout
+    [note] = notes
+    body = note["body"]
+    assert body.startswith(marker("dev") + "\n\n### Desired-state diff (offline render): stack `dev`")
+    assert "everything shows as added" not in body  # the target branch was rendered
+    assert "| `runners-arm` | ➕ create |" in body
+    assert "<code>files/runners/arm/config.toml</code> (added)" in body
+    assert "to delete" not in body.splitlines()[4]
+    assert (repo / "build/preview/dev.md").read_text() == body
+    assert git(repo, "worktree", "list").count("\n") == 1  # the base checkout is cleaned up
