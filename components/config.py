@@ -374,7 +374,11 @@ class BazelCacheConfig(Model):
 
 
 class RunnerPoolConfig(Model):
-    name: DnsLabel = Field(description="Pool name (DNS-1123 label, unique); names the runner and its release.")
+    name: DnsLabel = Field(
+        # the Helm release is `runner-<name>`, and Helm release names have at most 53 characters
+        max_length=46,
+        description="Pool name (DNS-1123 label, unique); names the runner and its release.",
+    )
     tags: list[str] = Field(min_length=1, description="Job tags this pool's runner picks up (untagged jobs: off).")
     concurrent: int = Field(4, gt=0, le=200, description="Jobs the pool runs at once.")
     image: Image = Field("alpine:3.20", description="Default job image.")

@@ -33,6 +33,7 @@ from components.runners import (
 from policies.evaluate import evaluate_resources
 from tests.conftest import dev_value
 from tests.k8s_schema import schema_errors
+from tests.test_config import problems_for, with_change
 from tools.mocks import FlywheelMocks, RecordingMonitor, Registration
 from tools.render import REDACTED, _resource_record, kubernetes_objects
 
@@ -176,8 +177,8 @@ def test_chart_values_carry_no_token_and_pin_the_chart_settings() -> None:
 
 def test_release_names_fit_helm() -> None:
     assert release_name(pool_named("a" * 46)) == "runner-" + "a" * 46
-    with pytest.raises(ValueError, match="at most 53"):
-        release_name(pool_named("a" * 47))
+    with pytest.raises(ValueError, match="at most 53"):  # the config model refuses it earlier; a second guard
+        release_name(RunnerPoolConfig.model_construct(name="a" * 47, tags=["t"]))
 
 
 def test_quota_shortfalls_are_reported_per_resource() -> None:
@@ -445,3 +446,12 @@ def test_without_the_bazel_cache_runners_inject_only_attic(render: Callable[[dic
         env = _render_environment(result, pool.name)
         assert not {"BAZEL_REMOTE_CACHE", "GF_BAZEL_SUBSTRATE_MODE"} & env.keys()
         assert {"ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY"} <= env.keys()
+
+
+def test_pool_name_too_long_for_a_helm_release_is_refused_at_config_time() -> None:
+    problems = problems_for(with_change("runners[0].name", "a" * 47))
+    assert problems == [
+        f"flywheel:runners[0].name: string should have at most 46 characters (got '{'a' * 47}'; "
+        "expected Pool name (DNS-1123 label, unique); names the runner and its release)"
+    ]
+    assert release_name(RunnerPoolConfig.model_validate({"name": "a" * 46, "tags": ["t"]})) == "runner-" + "a" * 46
