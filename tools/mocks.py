@@ -142,12 +142,11 @@ class Registration(NamedTuple):
 
 
 class RecordingMonitor(MockMonitor):
-    """The SDK's mock monitor, also keeping each registration's options and the stack outputs."""
+    """The SDK's mock monitor, also keeping each registration's options."""
 
     def __init__(self, mocks: Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
-        self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         from pulumi.runtime import rpc
@@ -168,10 +167,3 @@ class RecordingMonitor(MockMonitor):
                 )
             )
         return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        from pulumi.runtime import rpc
-
-        if "::pulumi:pulumi:Stack::" in request.urn:
-            self.stack_outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
-        return super().RegisterResourceOutputs(request)

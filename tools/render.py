@@ -118,6 +118,7 @@ def validate_config(stack: StackConfig) -> None:
 def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor | None = None) -> RenderResult:
     """Run ``__main__.py`` under the mock monitor and collect what it registered."""
     import pulumi
+    from pulumi.runtime.settings import get_root_resource
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
@@ -128,6 +129,7 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
     program: dict[str, Any] = {}
     files: dict[str, str] = {}
+    outputs: dict[str, Any] = {}
 
     async def main() -> None:
         program.update(runpy.run_path(str(ROOT / "__main__.py"), run_name="flywheel_program"))
@@ -135,6 +137,10 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
             output = pulumi.Output.from_input(content)
             text = await output.future()
             files[path] = f"{REDACTED}\n" if await output.is_secret() else str(text)
+        # The mock root stack registered its (empty) outputs before the program ran: read the exports here.
+        for name, value in sorted(get_root_resource().outputs.items()):
+            output = pulumi.Output.from_input(value)
+            outputs[name] = REDACTED if await output.is_secret() else await output.future()
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -143,7 +149,7 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
     except pulumi.RunError as err:
         raise RenderConfigError(str(err).splitlines()[1:] or [str(err)]) from None
     resources = sorted((_resource_record(r) for r in monitor.registrations), key=lambda r: r["urn"])
-    return RenderResult(resources, files, _plain(monitor.stack_outputs))
+    return RenderResult(resources, files, _plain(outputs))
 
 
 def _engine_urn(urn: str) -> str:
@@ -167,12 +173,21 @@ def _resource_record(registration: Any) -> dict[str, Any]:
     }
 
 
+def _redact(value: Any) -> Any:
+    """A secret's shape without its content: keys of a secret mapping are kept (they are not secret)."""
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return REDACTED
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready inputs: secrets redacted, unknowns marked, integral floats as ints."""
     from pulumi.runtime import rpc
 
     if rpc.is_rpc_secret(value):
-        return REDACTED
+        return _redact(rpc.unwrap_rpc_secret(value))
     if value is rpc.UNKNOWN or value == rpc.UNKNOWN:
         return UNKNOWN_TEXT
     if isinstance(value, dict):
