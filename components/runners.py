@@ -150,6 +150,16 @@ def chart_values(
     }
 
 
+def pod_security_labels(pools: Sequence[RunnerPoolConfig]) -> dict[str, str]:
+    """Pod Security Admission for job pods: `baseline`, unless a pool declares privileged pods."""
+    enforce = "privileged" if any(pool.privileged for pool in pools) else "baseline"
+    return {
+        "pod-security.kubernetes.io/enforce": enforce,
+        "pod-security.kubernetes.io/warn": "baseline",
+        "pod-security.kubernetes.io/audit": "baseline",
+    }
+
+
 def executor_rules() -> list[k8s.rbac.v1.PolicyRuleArgs]:
     return [
         k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=[resource], verbs=list(verbs))
@@ -269,7 +279,8 @@ class RunnerFleet(pulumi.ComponentResource):
         self.jobs_namespace = k8s.core.v1.Namespace(
             f"{name}-jobs",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=jobs_namespace, labels=standard_labels(jobs_namespace, "ci-jobs-namespace")
+                name=jobs_namespace,
+                labels={**standard_labels(jobs_namespace, "ci-jobs-namespace"), **pod_security_labels(pools)},
             ),
             opts=child,
         )

@@ -26,6 +26,7 @@ from components.runners import (
     chart_values,
     helm_template_safe,
     job_environment,
+    pod_security_labels,
     quota_shortfalls,
     release_name,
     render_config_toml,
@@ -179,6 +180,15 @@ def test_release_names_fit_helm() -> None:
     assert release_name(pool_named("a" * 46)) == "runner-" + "a" * 46
     with pytest.raises(ValueError, match="at most 53"):  # the config model refuses it earlier; a second guard
         release_name(RunnerPoolConfig.model_construct(name="a" * 47, tags=["t"]))
+
+
+def test_jobs_namespace_enforces_baseline_pod_security_unless_a_pool_is_privileged() -> None:
+    enforce = "pod-security.kubernetes.io/enforce"
+    assert pod_security_labels([pool_named("a"), pool_named("b")])[enforce] == "baseline"
+    assert pod_security_labels([pool_named("a"), pool_named("b", privileged=True)])[enforce] == "privileged"
+    resources, _ = build_fleet([pool_named("a")])
+    namespace = next(m for m in kubernetes_objects(resources) if m["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"][enforce] == "baseline"
 
 
 def test_quota_shortfalls_are_reported_per_resource() -> None:
