@@ -10,9 +10,9 @@
 #   attic push [NAME:]CACHE PATH...                    push the closures of PATHs
 # Real Attic signs on the server with the cache's key; the stand-in signs before uploading with the
 # key file baked in at build time (@signingKeyFile@, may be empty = unsigned).
-# Fault injection for tests: STANDIN_ATTIC_FAULT=crash-after-push (watcher dies with SIGKILL after its
-# first push), STANDIN_ATTIC_FAULT=ignore-stop (watcher ignores SIGINT/SIGTERM), STANDIN_ATTIC_FAULT=
-# ignore-stop-and-hang (same, and stops pushing).
+# Fault injection for tests (STANDIN_ATTIC_FAULT): crash-after-push:TEXT (the watcher dies with SIGKILL
+# right after pushing a path whose name contains TEXT), ignore-stop (it ignores SIGINT/SIGTERM),
+# ignore-stop-and-hang (it ignores them and pushes nothing).
 set -euo pipefail
 
 export PATH="@nixBin@:$PATH"
@@ -136,9 +136,9 @@ cmd_watch_store() {
         if upload "$url" "$entry" 2>>"${STANDIN_ATTIC_ERRLOG:-/dev/stderr}"; then
           printf '✅ %s\n' "$entry"
           pushed=$((pushed + 1))
-          if [ "$fault" = crash-after-push ]; then
-            kill -KILL $$
-          fi
+          case $fault in
+          crash-after-push:?*) [[ $entry != *"${fault#crash-after-push:}"* ]] || kill -KILL $$ ;;
+          esac
         else
           printf '❌ %s: upload failed\n' "$entry"
         fi

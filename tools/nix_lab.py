@@ -42,6 +42,10 @@ from typing import Literal
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN_SCRIPT = Path(__file__).resolve().parent / "attic_standin.sh"
 EXPERIMENTAL = "experimental-features = nix-command flakes"
+OFFLINE = "substituters ="
+"""This machine has no route to cache.nixos.org: without this every fresh narinfo cache costs ~4 s of retries."""
+BUILDER_PATH = "/usr/bin:/bin"
+"""PATH inside test derivations (``sandbox = false``: builders use the host's coreutils)."""
 
 CacheMode = Literal["normal", "refuse", "hang", "unauthorized"]
 CACHE_MODES: tuple[CacheMode, ...] = ("normal", "refuse", "hang", "unauthorized")
@@ -64,7 +68,7 @@ def nix_env(home: Path, base: Mapping[str, str] | None = None, **extra: str) -> 
         XDG_CACHE_HOME=str(home / "cache"),
         XDG_CONFIG_HOME=str(home / "config"),
         XDG_DATA_HOME=str(home / "data"),
-        NIX_CONFIG=EXPERIMENTAL,
+        NIX_CONFIG=f"{EXPERIMENTAL}\n{OFFLINE}",
     )
     env.update(extra)
     return env
@@ -184,7 +188,7 @@ def write_chain(
         '  description = "flywheel lab: a chain of derivations";',
         "  outputs = { self }: let",
         "    link = name: previous: fail: derivation {",
-        f'      inherit name previous; system = "{system}"; builder = "/bin/sh";',
+        f'      inherit name previous; system = "{system}"; builder = "/bin/sh"; PATH = "{BUILDER_PATH}";',
         f'      args = [ "-c" "sleep {seconds}; if [ -n \\"$fail\\" ]; then echo planned failure of $name >&2; '
         f'exit 1; fi; printf \\"%s\\\\n%s\\\\n\\" \\"$name\\" \\"$previous\\" > $out" ];',
         '      fail = if fail then "1" else "";',
@@ -223,6 +227,9 @@ def build_standin_attic_client(
 ) -> str:
     """Build the STAND-IN attic client (``tools/attic_standin.sh`` as ``<out>/bin/attic``); its store path.
 
+    ``workdir`` also becomes a flake whose ``attic-client`` package is the same derivation, so
+    ``path:<workdir>#attic-client`` works as a client flake ref.
+
     ``signing_key`` is baked in: the stand-in signs what it pushes, doing the job Attic's server
     does with the cache's keypair. ``seed`` makes the store path unique (so tests may delete it).
     """
@@ -241,13 +248,89 @@ def build_standin_attic_client(
         f'  name = "attic-client-standin-{seed}";\n'
         f'  system = "{current_system()}";\n'
         '  builder = "/bin/sh";\n'
+        f'  PATH = "{BUILDER_PATH}";\n'
         "  script = builtins.readFile ./attic-standin.sh;\n"
         '  args = [ "-c" "mkdir -p $out/bin && printf %s \\"$script\\" > $out/bin/attic '
         '&& chmod 555 $out/bin/attic" ];\n'
         "}\n"
     )
+    (workdir / "flake.nix").write_text(
+        "{\n"
+        '  description = "flywheel lab: the stand-in attic client as a flake (for .#attic-client refs)";\n'
+        f'  outputs = {{ self }}: {{ packages."{current_system()}".attic-client = import ./attic-standin.nix; }};\n'
+        "}\n"
+    )
     (path,) = build(["--impure", "-f", str(expression)], env)
     return path
+
+
+# --- one greedy build job: bootstrap, build, teardown --------------------------------------------------
+
+BOOTSTRAP_SCRIPT = ROOT / "components" / "templates" / "attic-bootstrap.sh"
+TEARDOWN_SCRIPT = ROOT / "components" / "templates" / "attic-teardown.sh"
+
+
+@dataclass(frozen=True)
+class Step:
+    exit_code: int
+    seconds: float
+    output: str
+    started: float
+    ended: float
+    """time.monotonic() at start and end."""
+
+
+@dataclass(frozen=True)
+class JobRun:
+    bootstrap: Step
+    build: Step
+    teardown: Step
+    state: Path
+
+    @property
+    def overhead(self) -> float:
+        """Seconds the greedy machinery added around the build (bootstrap + teardown)."""
+        return self.bootstrap.seconds + self.teardown.seconds
+
+    @property
+    def log(self) -> str:
+        return "\n".join((self.bootstrap.output, self.build.output, self.teardown.output))
+
+    def state_files_text(self) -> str:
+        """Every readable file the job left in its state directory (logs, status, nix.conf)."""
+        texts = []
+        for path in sorted(self.state.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                texts.append(path.read_text(errors="replace"))
+        return "\n".join(texts)
+
+
+def _step(command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float) -> Step:
+    started = time.monotonic()
+    result = subprocess.run(
+        command, env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
+    ended = time.monotonic()
+    return Step(result.returncode, ended - started, result.stdout, started, ended)
+
+
+def run_greedy_job(
+    installable: str, env: Mapping[str, str], state: Path, project: Path, timeout: float = 300
+) -> JobRun:
+    """Run a job the way ``greedy:nix-build`` does: before_script, script, after_script.
+
+    The bootstrap and teardown are the real ``components/templates/*.sh`` run by bash; between them
+    the build sees the substituter settings through ``NIX_CONFIG``'s ``!include`` as in the template.
+    ``env`` carries the job's variables (ATTIC_*, GREEDY_ATTIC_*), ``project`` plays CI_PROJECT_DIR.
+    """
+    project.mkdir(parents=True, exist_ok=True)
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    bootstrap = _step(["bash", str(BOOTSTRAP_SCRIPT)], job_env, project, timeout)
+    build_env = {**job_env, "NIX_CONFIG": f"{job_env.get('NIX_CONFIG', '')}\n!include {state}/nix.conf"}
+    nix_build = ["nix", "--extra-experimental-features", "nix-command flakes", "build", installable]
+    build = _step([*nix_build, "--print-build-logs", "--out-link", "result"], build_env, project, timeout)
+    teardown = _step(["bash", str(TEARDOWN_SCRIPT)], job_env, project, timeout)
+    return JobRun(bootstrap, build, teardown, state)
 
 
 # --- the loopback binary cache ----------------------------------------------------------------------

@@ -4,9 +4,11 @@
 #
 # Runs in its own bash (the template feeds it on stdin), so the job shell's `set -e` and variables are
 # untouched and nothing here can end the job. It always exits 0: cache trouble never fails a build.
-# Every step is bounded; with the defaults the worst case (a client ref that hangs) costs
-# 2 x GREEDY_ATTIC_CLIENT_FETCH_TIMEOUT (+2 s), an Attic endpoint that hangs costs
-# GREEDY_ATTIC_CONNECT_TIMEOUT + GREEDY_ATTIC_STALLED_DOWNLOAD_TIMEOUT (+2 s).
+# Every step is bounded:
+#   probe of the Attic endpoint   <= CONNECT_TIMEOUT + STALLED_DOWNLOAD_TIMEOUT + 2 s (a refusal or a
+#                                    401 answers at once; an unusable endpoint skips everything below)
+#   client fetch, per ref (2)     <= CLIENT_FETCH_TIMEOUT + 2 s (an offline github: ref fails at once)
+#   attic login <= 20 s, watcher start check 1 s.
 #
 # No `set -x` anywhere: ATTIC_TOKEN and GITHUB_TOKEN are in scope. They reach Nix and attic only
 # through files (mode 600) and the environment, never through argv or the log.
@@ -62,6 +64,15 @@ access-tokens = github.com=${GITHUB_TOKEN}" "$@"
 
 first_line() { head -n 1 | cut -c 1-240; }
 
+# Alive and not a zombie.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 if ! mkdir -p "$state" 2>/dev/null || [ ! -O "$state" ] || ! chmod 700 "$state"; then
   log "cache publication skipped: cannot create a private state directory at $state"
   exit 0
@@ -91,10 +102,16 @@ if [ "${#missing[@]}" -eq 0 ]; then
   if probe_error=$(XDG_CACHE_HOME="$state/probe-cache" timeout --kill-after=2 $((connect_timeout + stalled_timeout)) \
     nix store ping --store "$substituter" "${bounded[@]}" --option netrc-file "$state/netrc" 2>&1 >/dev/null); then
     attic_usable=true
+    # For the build: Attic as a substituter; if it dies mid-build, short timeouts bound the stall
+    # (once per nix invocation: download-attempts x stalled-download-timeout) and fallback = true
+    # builds what it can no longer download instead of failing.
     {
       printf 'extra-substituters = %s\n' "$substituter"
       printf 'extra-trusted-public-keys = %s\n' "$ATTIC_PUBLIC_KEY"
       printf 'netrc-file = %s\n' "$state/netrc"
+      printf 'connect-timeout = %s\n' "$connect_timeout"
+      printf 'stalled-download-timeout = %s\n' "$stalled_timeout"
+      printf 'fallback = true\n'
     } >"$state/nix.conf"
     log "Attic cache $substituter answers: added as a substituter"
   else
@@ -151,7 +168,7 @@ fi
 watcher=$!
 printf '%s\n' "$watcher" >"$state/watch-store.pid"
 sleep 1
-if ! kill -0 "$watcher" 2>/dev/null; then
+if ! alive "$watcher"; then
   wait "$watcher"
   skip "attic watch-store exited at once (exit $?): $(tail -n 1 "$state/watch-store.log" | cut -c 1-240)"
 fi

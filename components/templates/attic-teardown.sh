@@ -36,7 +36,14 @@ if [ "$status" != publishing ]; then
 fi
 export XDG_CONFIG_HOME="$state/config"
 
-alive() { kill -0 "$1" 2>/dev/null; }
+# Alive and not a zombie (an orphaned watcher is reaped by PID 1, which in some containers never does).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
 
 # Wait until $1 exits or $2 seconds pass; true if it exited.
 wait_exit() {
@@ -69,7 +76,7 @@ if ! endpoint_answers; then
   log "Attic at ${ATTIC_SERVER%/}/${ATTIC_CACHE} does not answer now: stopping the watcher without draining, skipping the push"
 fi
 
-# --- stop the watcher: wait for it to go idle (its queue lives only in memory), then SIGINT -------
+# --- stop the watcher: wait for it to go idle (its queue lives only in memory), then SIGTERM ------
 watcher=$(head -n 1 "$state/watch-store.pid" 2>/dev/null || true)
 started=$SECONDS
 if [ -z "$watcher" ] || ! alive "$watcher"; then
@@ -78,17 +85,19 @@ else
   deadline=$((SECONDS + drain_timeout))
   if [ "$healthy" = true ]; then
     size=$(log_size)
-    quiet_since=$SECONDS
-    while [ "$SECONDS" -lt "$deadline" ] && [ $((SECONDS - quiet_since)) -lt "$quiet_seconds" ]; do
-      sleep 0.5
+    quiet_polls=0
+    while [ "$SECONDS" -lt "$deadline" ] && [ "$quiet_polls" -lt $((quiet_seconds * 4)) ]; do
+      sleep 0.25
       now=$(log_size)
-      if [ "$now" != "$size" ]; then
+      if [ "$now" = "$size" ]; then
+        quiet_polls=$((quiet_polls + 1))
+      else
         size=$now
-        quiet_since=$SECONDS
+        quiet_polls=0
       fi
     done
   fi
-  kill -INT "$watcher" 2>/dev/null
+  kill -TERM "$watcher" 2>/dev/null
   remaining=$((deadline - SECONDS))
   if [ "$healthy" != true ] || [ "$remaining" -lt 2 ]; then
     remaining=2
