@@ -69,7 +69,10 @@ class Bar:
     label: str
     start: float
     end: float
-    failed: bool = False
+    kind: str = "job"  # job | overhead | failed
+
+
+KIND_COLOURS = {"job": "#4c72b0", "overhead": "#937860", "failed": "#c44e52"}
 
 
 def gantt(path: Path, charts: Sequence[tuple[str, Sequence[Bar]]]) -> str:
@@ -79,8 +82,8 @@ def gantt(path: Path, charts: Sequence[tuple[str, Sequence[Bar]]]) -> str:
         rows = list(dict.fromkeys(bar.row for bar in bars))
         for bar in bars:
             y = rows.index(bar.row)
-            colour = "#c44e52" if bar.failed else COLOURS[y % len(COLOURS)]
-            axis.barh(y, bar.end - bar.start, left=bar.start, color=colour, height=0.6)
+            colour = KIND_COLOURS.get(bar.kind, COLOURS[y % len(COLOURS)])
+            axis.barh(y, bar.end - bar.start, left=bar.start, color=colour, height=0.6, edgecolor="white")
             axis.text(bar.start + 0.05, y, bar.label, va="center", fontsize=7, color="white")
         axis.set_yticks(range(len(rows)), rows, fontsize=8)
         axis.invert_yaxis()
