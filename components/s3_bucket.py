@@ -74,7 +74,7 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
 
     def __init__(self, warn: Callable[[str], None] | None = None) -> None:
         super().__init__()
-        self._warn = warn or _warn
+        self._warn = warn if warn is not None else _warn
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
                 s3={"addressing_style": "path"},
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 read_timeout=READ_TIMEOUT_SECONDS,
-                retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
             ),
         )
 
