@@ -379,3 +379,153 @@ def test_linearity_target_follows_a_straight_line() -> None:
 def test_bench_context_quick_means_one_repetition(tmp_path: Path) -> None:
     assert BenchContext(tmp_path, tmp_path, quick=True).repetitions == 1
     assert BenchContext(tmp_path, tmp_path).repetitions == 5
+
+
+# --- parts 1–3: the pieces that do not need Nix ----------------------------------------------------
+
+
+def test_template_variables_interpolate_inputs_and_resolve_the_state_dir(tmp_path: Path) -> None:
+    from tools.bench.attic_lab import template_variables
+
+    variables = template_variables({"attic-client-ref": "path:/c#a", "fallback-client-ref": ".#b"}, tmp_path)
+    assert variables["GREEDY_ATTIC_CLIENT_REF"] == "path:/c#a"
+    assert variables["GREEDY_ATTIC_FALLBACK_CLIENT_REF"] == ".#b"
+    assert variables["GREEDY_ATTIC_STATE_DIR"] == str(tmp_path)
+    assert not any("$[[" in value for value in variables.values())
+    with pytest.raises(KeyError, match="attic-client-ref"):
+        template_variables({}, tmp_path)
+
+
+def test_built_links_counts_only_this_chains_builds() -> None:
+    from tools.bench.attic_lab import built_links
+
+    log = (
+        "building '/nix/store/aaa-lab-0badf00d-link3.drv'...\n"
+        "building '/nix/store/bbb-lab-0badf00d-link12.drv'...\n"
+        "building '/nix/store/ccc-lab-deadbeef-link1.drv'...\n"
+        "copying path '/nix/store/ddd-lab-0badf00d-link1' from 'http://127.0.0.1:1/main'...\n"
+    )
+    assert built_links(log, "0badf00d") == [3, 12]
+
+
+def test_resumability_k_must_leave_something_to_fail() -> None:
+    from tools.bench.resumability import ChainParams
+
+    assert ChainParams().length - ChainParams().completed == 5
+    for completed in (0, 20):
+        with pytest.raises(ValueError, match="k must be within"):
+            ChainParams(length=20, completed=completed)
+
+
+def test_resumability_build_script_is_the_templates_own() -> None:
+    from tools.bench.resumability import build_script
+
+    script = build_script()
+    assert "!include ${GREEDY_ATTIC_STATE_DIR}/nix.conf" in script
+    assert 'build "$GREEDY_NIX_INSTALLABLE"' in script
+
+
+def test_pipeline_ideal_ratio_is_the_issues_formula() -> None:
+    from tools.bench.pipeline import PipelineParams
+
+    assert PipelineParams().ideal_ratio == pytest.approx((5 + 2) / (5 + 5 + 2))
+    assert PipelineParams(validate_seconds=1, build_seconds=9, deploy_seconds=0).ideal_ratio == pytest.approx(0.9)
+
+
+def test_pipeline_events_are_read_from_gitlab_ci_local_lines() -> None:
+    from tools.bench.pipeline import BUILD_JOB, parse_events
+
+    lines = [
+        (10.0, "json schema validated in 309 ms"),
+        (10.5, f"{BUILD_JOB}   starting shell (build)"),
+        (10.5, "validate           starting shell (validate)"),
+        (11.5, f"{BUILD_JOB}   $ nix --extra-experimental-features 'nix-command flakes' build \"$X\" -L"),
+        (15.5, "validate           finished in 5.02 s  FAIL 1 "),
+        (16.0, f"{BUILD_JOB}   Running after script..."),
+        (19.0, f"{BUILD_JOB}   finished in 8.5 s"),
+        (19.0, " PASS  greedy:nix-build"),
+    ]
+    jobs, marks = parse_events(lines)
+    assert jobs == {BUILD_JOB: [10.5, 19.0], "validate": [10.5, 15.5]}
+    assert marks == {"nix": 11.5, "after": 16.0}
+
+
+def test_pipeline_run_splits_the_build_job_into_its_phases() -> None:
+    from tools.bench.pipeline import BUILD_JOB, PipelineRun
+
+    run = PipelineRun("greedy", False, 0, 0.0, 12.0, {"validate": (0.0, 5.0), BUILD_JOB: (0.0, 9.0)})
+    run.marks = {"nix": 1.5, "after": 6.5}
+    run.jobs["deploy"] = (9.0, 11.0)
+    assert run.build_phases() == (1.5, 5.0, 2.5)
+    assert run.span == 11.0
+
+
+def _consumer(variant: str, fail: bool = False) -> dict[str, object]:
+    from tools.bench.attic_lab import AtticLab
+    from tools.bench.pipeline import PipelineParams, consumer_pipeline
+    from tools.nix_lab import Chain
+
+    class FakeCache:
+        url = "http://127.0.0.1:9"
+
+    lab = AtticLab(Path("/w"), FakeCache(), None, "t", "/nix/store/x", Path("/w/client"), {})  # type: ignore[arg-type]
+    chain = Chain(Path("/w/chain"), "seed", 5, None)
+    loaded: dict[str, object] = yaml_load(consumer_pipeline(variant, chain, lab, PipelineParams(), fail))
+    return loaded
+
+
+def yaml_load(text: str) -> dict[str, object]:
+    import yaml
+
+    loaded: dict[str, object] = yaml.safe_load(text)
+    return loaded
+
+
+def test_conventional_consumer_waits_for_validation_and_greedy_does_not() -> None:
+    from tools.bench.pipeline import BUILD_JOB
+
+    greedy, conventional = _consumer("greedy"), _consumer("conventional")
+    assert BUILD_JOB not in greedy  # the template's own needs: [] applies
+    assert conventional[BUILD_JOB] == {"needs": ["validate"]}
+    assert greedy["deploy"] == {"stage": "deploy", "needs": ["validate", BUILD_JOB], "script": ["sleep 2"]}
+    include = greedy["include"][0]  # type: ignore[index]
+    assert include["inputs"]["installable"] == "path:/w/chain#default"
+    assert include["inputs"]["attic-client-ref"] == "path:/w/client#attic-client"
+    assert _consumer("greedy", fail=True)["validate"]["script"][-1] == "exit 1"  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_gitlab_ci_local_reads_the_consumer_pipelines_as_intended(tmp_path: Path) -> None:
+    """The real gitlab-ci-local (--preview) expands the include with inputs and the conventional override."""
+    import subprocess
+
+    import yaml
+
+    from tests.conftest import require_tool
+    from tools.bench.attic_lab import AtticLab
+    from tools.bench.pipeline import BUILD_JOB, PipelineParams, consumer_pipeline, write_project
+    from tools.nix_lab import Chain
+
+    tool = require_tool("gitlab-ci-local")
+
+    class FakeCache:
+        url = "http://127.0.0.1:9"
+
+    lab = AtticLab(tmp_path, FakeCache(), type("K", (), {"public": "k:1"})(), "t", "/x", tmp_path, {})  # type: ignore[arg-type]
+    chain = Chain(tmp_path / "chain", "seed", 5, None)
+    expanded = {}
+    for variant in ("greedy", "conventional"):
+        project = tmp_path / variant
+        write_project(project, consumer_pipeline(variant, chain, lab, PipelineParams(), False), lab)
+        done = subprocess.run([tool, "--preview"], cwd=project, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        expanded[variant] = yaml.safe_load(done.stdout)
+
+    def needs(variant: str) -> list[str]:
+        return [n["job"] if isinstance(n, dict) else n for n in expanded[variant][BUILD_JOB]["needs"]]
+
+    assert needs("greedy") == []
+    assert needs("conventional") == ["validate"]
+    for document in expanded.values():
+        assert f"path:{tmp_path}/chain#default" in str(document[BUILD_JOB]["variables"])
+        assert "GREEDY_ATTIC_BOOTSTRAP" in str(document[BUILD_JOB]["before_script"])
