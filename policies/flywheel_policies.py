@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import tomllib
@@ -416,7 +417,7 @@ def _validate_contract_consistent(args: StackValidationArgs, report_violation: R
                     f"no group variable {key}: CI jobs on any runner need it to find the Attic cache; "
                     "add it from the Attic server's outputs"
                 )
-    server_var = dig(group.get("ATTIC_SERVER", (None, None)), 1)
+    server_var = group.get("ATTIC_SERVER", (None, None))[1]
     if isinstance(server_var, str) and endpoints and server_var.rstrip("/") not in endpoints:
         report_violation(
             f"group variable ATTIC_SERVER is {server_var!r} but the Attic server's api-endpoint is "
@@ -441,7 +442,7 @@ def _validate_contract_consistent(args: StackValidationArgs, report_violation: R
                     if has_attic:
                         report_violation(f"{where}: environment does not inject {key}", release.urn)
                     continue
-                expected = dig(group.get(key, (None, None)), 1)
+                expected = group.get(key, (None, None))[1]
                 if isinstance(expected, str) and injected.rstrip("/") != expected.rstrip("/"):
                     report_violation(
                         f"{where}: {key} is {injected!r} but group variable {key} is {expected!r}; "
@@ -873,7 +874,10 @@ def _validate_storage_private_and_kept(args: StackValidationArgs, report_violati
 # --- the greedy CI template --------------------------------------------------------------------------
 
 
-class _TolerantLoader(yaml.SafeLoader):
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it (10x faster)
+
+
+class _TolerantLoader(_SafeLoader):  # type: ignore[misc]
     """SafeLoader that reads GitLab's custom tags (``!reference [...]``) as plain data."""
 
 
@@ -905,6 +909,12 @@ def template_documents(res: Res) -> list[Any] | None:
             content = base64.b64decode(content).decode()
         except (binascii.Error, ValueError):
             return None
+    return _yaml_documents(content)
+
+
+@functools.lru_cache(maxsize=16)
+def _yaml_documents(content: str) -> list[Any] | None:
+    """Parsed once per content (several policies read the same template); callers must not mutate it."""
     try:
         return list(yaml.load_all(content, Loader=_TolerantLoader))
     except yaml.YAMLError:
