@@ -14,6 +14,7 @@ download, 5 attempts).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -112,6 +113,13 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
+    with open_lab(tmp_path) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def open_lab(tmp_path: Path) -> Iterator[Lab]:
+    """The stand-in Attic (with a token), a stand-in upstream cache holding the client, real Nix."""
     require_tool("nix")
     require_tool("bash")
     admin_env = nix_lab.nix_env(tmp_path / "admin-home")
