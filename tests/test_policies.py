@@ -197,11 +197,11 @@ def test_runner_cache_contract_refuses_a_stack_without_the_bazel_cache(
 ) -> None:
     """Config mutation: with the bazel cache disabled no runner can inject the contract."""
     bazel = dev_value("bazelCache") | {"enabled": False}
-    found = violations(render({"bazelCache": bazel}).resources, "runner-cache-contract")
-    assert {v["urn"].rsplit("::", 1)[-1] for v in found} >= {"runner-nix-release", "runner-docker-release"} or len(
-        found
-    ) >= 3
-    assert "does not inject BAZEL_REMOTE_CACHE" in messages(found)
+    resources = render({"bazelCache": bazel}).resources
+    releases = {r["urn"] for r in of_type(resources, RELEASE) if r["inputs"].get("chart") == "gitlab-runner"}
+    found = violations(resources, "runner-cache-contract")
+    assert len(releases) == 3 and {v["urn"] for v in found} == releases
+    assert all("does not inject BAZEL_REMOTE_CACHE" in v["message"] for v in found if "BAZEL_REMOTE" in v["message"])
 
 
 def test_runner_cache_contract_accepts_a_declared_opt_out(dev_render: RenderResult) -> None:
@@ -215,6 +215,20 @@ def test_runner_cache_contract_accepts_a_declared_opt_out(dev_render: RenderResu
     edit_config_toml(runner_release(resources, "docker"), opt_out)
     assert violations(resources, "runner-cache-contract") == []
     assert violations(resources, "contract-consistent") == []
+
+
+def test_runner_cache_contract_accepts_an_opt_out_from_config(render: Callable[[dict[str, Any]], RenderResult]) -> None:
+    """Config mutation: a pool with cacheInjection: false is labelled so by the runners and passes."""
+    pools = dev_value("runners")
+    pools[1]["cacheInjection"] = False
+    resources = render({"runners": pools}).resources
+    assert evaluate_resources(resources) == []
+    unlabelled = records(RenderResult(resources, {}, {}))
+    edit_config_toml(
+        runner_release(unlabelled, pools[1]["name"]),
+        lambda doc: doc["runners"][0]["kubernetes"]["pod_labels"].pop("flywheel.dev/cache-injection"),
+    )
+    assert_refused(unlabelled, "runner-cache-contract", "does not inject BAZEL_REMOTE_CACHE")
 
 
 def test_runner_cache_contract_reports_unreadable_config_toml(dev_render: RenderResult) -> None:
