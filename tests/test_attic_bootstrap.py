@@ -182,6 +182,7 @@ def test_client_is_substituted_and_each_derivation_reaches_the_cache_during_the_
     # the watcher ran in the background and the status said so
     assert (run.state / "status").read_text().strip() == "publishing"
     assert _lines(run.bootstrap.output, "publishing: attic watch-store (pid")
+    assert not _lines(run.bootstrap.output, "ignores ATTIC_LOGIN_TOKEN"), "the token went in through the environment"
     # every link but the last reached the cache while the build was still running
     put_times = [lab.attic.narinfo_put_time(CACHE, p) for p in outs]
     assert all(t is not None for t in put_times), (put_times, run.log)
@@ -230,6 +231,16 @@ def test_fallback_ref_is_substituted_from_attic_with_its_key_and_token(lab: Lab)
     assert run.bootstrap.seconds < 1 + 5 + SLACK
     _assert_token_secret(lab, run)
     assert github_token not in run.log and github_token not in run.state_files_text()
+
+
+def test_client_without_login_token_env_support_still_publishes(lab: Lab) -> None:
+    """An attic client that ignores ATTIC_LOGIN_TOKEN gets the token as an argument (never in the log)."""
+    chain = nix_lab.write_chain(lab.tmp / "chain", 1)
+    run = lab.run("old-login", chain, STANDIN_ATTIC_FAULT="old-login")
+    assert run.build.exit_code == 0, run.log
+    assert _lines(run.bootstrap.output, "ignores ATTIC_LOGIN_TOKEN: logged in with the token as an argument")
+    assert all(lab.in_cache(nix_lab.chain_out_paths(chain, lab.admin_env)))
+    _assert_token_secret(lab, run)
 
 
 def test_offline_github_ref_and_absent_fallback_skip_publication_within_15_seconds(lab: Lab) -> None:

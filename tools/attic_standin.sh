@@ -12,7 +12,7 @@
 # key file baked in at build time (@signingKeyFile@, may be empty = unsigned).
 # Fault injection for tests (STANDIN_ATTIC_FAULT): crash-after-push:TEXT (the watcher dies with SIGKILL
 # right after pushing a path whose name contains TEXT), ignore-stop (it ignores SIGINT/SIGTERM),
-# ignore-stop-and-hang (it ignores them and pushes nothing).
+# ignore-stop-and-hang (it ignores them and pushes nothing), old-login (login ignores ATTIC_LOGIN_TOKEN).
 set -euo pipefail
 
 export PATH="@nixBin@:$PATH"
@@ -32,6 +32,9 @@ config_value() { # key -> value from the stand-in's one-server config
 
 cmd_login() {
   local name="" endpoint="" token="${ATTIC_LOGIN_TOKEN:-}" arg
+  if [ "${STANDIN_ATTIC_FAULT:-}" = old-login ]; then
+    token="" # like attic clients older than ATTIC_LOGIN_TOKEN support
+  fi
   for arg in "$@"; do
     case $arg in
     --set-default) ;;

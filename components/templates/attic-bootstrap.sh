@@ -160,8 +160,16 @@ fi
 # --- log in (token from the environment, not argv) and start the watcher --------------------------
 export XDG_CONFIG_HOME="$state/config"
 mkdir -p "$XDG_CONFIG_HOME"
-if ! login_output=$(ATTIC_LOGIN_TOKEN="$ATTIC_TOKEN" timeout 20 "$client" login "$server_name" "$ATTIC_SERVER" --set-default 2>&1); then
+login() { ATTIC_LOGIN_TOKEN="$ATTIC_TOKEN" timeout 20 "$client" login "$server_name" "$ATTIC_SERVER" --set-default "$@" 2>&1; }
+if ! login_output=$(login); then
   skip "attic login failed: $(printf '%s\n' "${login_output//"$ATTIC_TOKEN"/[masked]}" | tail -n 1 | cut -c 1-240)"
+fi
+# Clients older than ATTIC_LOGIN_TOKEN support store no token: then (only then) pass it as an argument.
+if ! grep -q '^token' "$XDG_CONFIG_HOME/attic/config.toml" 2>/dev/null; then
+  if ! login_output=$(login "$ATTIC_TOKEN"); then
+    skip "attic login failed: $(printf '%s\n' "${login_output//"$ATTIC_TOKEN"/[masked]}" | tail -n 1 | cut -c 1-240)"
+  fi
+  log "this attic client ignores ATTIC_LOGIN_TOKEN: logged in with the token as an argument"
 fi
 
 "$client" watch-store "$server_name:$ATTIC_CACHE" >"$state/watch-store.log" 2>&1 </dev/null &

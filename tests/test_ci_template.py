@@ -1,0 +1,278 @@
+"""The greedy build component: pure rendering, the GitLab CI schema, shellcheck, the embedded shell, wiring.
+
+Real tools: check-jsonschema with GitLab's vendored CI schema, shellcheck, bash/sh. The Pulumi wiring is
+checked through the offline render of the dev stack (mock monitor).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import ci_template
+from components.ci_template import (
+    BOOTSTRAP,
+    COMPONENT_FILE,
+    CONTRACT_CHECK,
+    TEARDOWN,
+    component_reference,
+    render_component,
+    teardown_bound_seconds,
+)
+from components.config import CONTRACT_RUNNER_KEYS, PLATFORM_GROUP_KEYS, CiTemplateConfig, GitlabConfig
+from tests.conftest import ROOT, dev_stack, require_tool
+from tools.render import RenderResult, evaluate_policies
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ci"
+STANDIN = ROOT / "tools" / "attic_standin.sh"
+CUSTOM = CiTemplateConfig(
+    attic_client_ref="github:acme/nix-tools/v2#attic",
+    fallback_client_ref=".#packages.x86_64-linux.attic",
+    connect_timeout_seconds=7,
+    stalled_download_timeout_seconds=11,
+    client_fetch_timeout_seconds=45,
+    drain_timeout_seconds=30,
+    push_timeout_seconds=90,
+)
+
+
+def documents(config: CiTemplateConfig = CUSTOM) -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all(render_component(config)))
+
+
+def jobs(config: CiTemplateConfig = CUSTOM) -> dict[str, Any]:
+    return documents(config)[1]
+
+
+def heredoc_body(item: str, marker: str) -> str:
+    lines = item.splitlines()
+    assert lines[0].startswith(f"bash <<'{marker}' || ") or lines[0] == f"sh <<'{marker}'", lines[0]
+    assert lines[-1] == marker
+    return "\n".join(lines[1:-1]) + "\n"
+
+
+# --- shape --------------------------------------------------------------------------------------------
+
+
+def test_component_is_a_spec_header_then_the_jobs() -> None:
+    header, body = documents()
+    assert set(header) == {"spec"}
+    assert set(body) == {".greedy-attic", "greedy:nix-build", "greedy:bazel-build"}
+    assert render_component(CUSTOM).count("\n---\n") == 1
+
+
+def test_inputs_and_defaults_come_from_the_config() -> None:
+    inputs = documents()[0]["spec"]["inputs"]
+    assert inputs["attic-client-ref"]["default"] == "github:acme/nix-tools/v2#attic"
+    assert inputs["fallback-client-ref"]["default"] == ".#packages.x86_64-linux.attic"
+    assert inputs["bazel-command"]["default"] == "just bazel-build-cached"
+    assert inputs["contract-check-command"]["default"] == "just cache-contract-strict"
+    assert inputs["stage"]["default"] == "build"
+    assert inputs["installable"]["default"] == ".#default"
+    assert inputs["bazel-build"] == {"type": "boolean", "default": True, "description": "Run greedy:bazel-build."}
+    assert inputs["nix-build"]["type"] == "boolean"
+    assert all(spec.get("description") for spec in inputs.values())
+    variables = jobs()[".greedy-attic"]["variables"]
+    assert variables["GREEDY_ATTIC_CONNECT_TIMEOUT"] == "7"
+    assert variables["GREEDY_ATTIC_STALLED_DOWNLOAD_TIMEOUT"] == "11"
+    assert variables["GREEDY_ATTIC_CLIENT_FETCH_TIMEOUT"] == "45"
+    assert variables["GREEDY_ATTIC_DRAIN_TIMEOUT"] == "30"
+    assert variables["GREEDY_ATTIC_PUSH_TIMEOUT"] == "90"
+    assert variables["GREEDY_ATTIC_CLIENT_REF"] == "$[[ inputs.attic-client-ref ]]"
+    assert variables["GREEDY_ATTIC_FALLBACK_CLIENT_REF"] == "$[[ inputs.fallback-client-ref ]]"
+
+
+def test_every_input_is_used_and_every_reference_is_declared() -> None:
+    text = render_component(CUSTOM)
+    declared = set(documents()[0]["spec"]["inputs"])
+    referenced = set(re.findall(r"\$\[\[ inputs\.([\w-]+) \]\]", text))
+    assert referenced == declared
+
+
+def test_build_jobs_start_at_once_and_the_nix_job_carries_the_attic_bootstrap() -> None:
+    body = jobs()
+    nix, bazel, attic = body["greedy:nix-build"], body["greedy:bazel-build"], body[".greedy-attic"]
+    assert nix["needs"] == [] and bazel["needs"] == []
+    assert nix["stage"] == bazel["stage"] == "$[[ inputs.stage ]]"
+    assert nix["extends"] == ".greedy-attic"
+    assert nix["rules"] == [{"if": '"$[[ inputs.nix-build ]]" == "true"'}]
+    assert bazel["rules"] == [{"if": '"$[[ inputs.bazel-build ]]" == "true"'}]
+    assert len(attic["before_script"]) == 2 and len(attic["after_script"]) == 1
+    assert '"$GREEDY_NIX_INSTALLABLE"' in nix["script"][0] and "--out-link result" in nix["script"][0]
+    assert nix["variables"] == {"GREEDY_NIX_INSTALLABLE": "$[[ inputs.installable ]]"}
+
+
+def test_bazel_job_checks_the_contract_before_anything_else() -> None:
+    script = jobs()["greedy:bazel-build"]["script"]
+    assert heredoc_body(script[0], "GREEDY_CACHE_CONTRACT") == CONTRACT_CHECK.read_text()
+    assert script[1:] == ["$[[ inputs.contract-check-command ]]", "$[[ inputs.bazel-command ]]"]
+    assert jobs()["greedy:bazel-build"]["variables"] == {"GREEDY_EXPECTED_SUBSTRATE_MODE": "shared-cache-backed"}
+
+
+def test_embedded_shell_is_the_real_files_in_readable_blocks() -> None:
+    attic = jobs()[".greedy-attic"]
+    assert heredoc_body(attic["before_script"][0], "GREEDY_ATTIC_BOOTSTRAP") == BOOTSTRAP.read_text()
+    assert heredoc_body(attic["after_script"][0], "GREEDY_ATTIC_TEARDOWN") == TEARDOWN.read_text()
+    text = render_component(CUSTOM)
+    assert "\n  - |\n    bash <<'GREEDY_ATTIC_BOOTSTRAP' || echo" in text, "a literal block, not a quoted string"
+    for script in (BOOTSTRAP, TEARDOWN):
+        assert textwrap.indent(script.read_text(), "    ") in text, f"{script.name} reads as it is in the file"
+
+
+def test_template_never_sets_contract_or_platform_variables() -> None:
+    """Those come from the runners and the group; a template value would override or shadow them."""
+    body = jobs()
+    reserved = CONTRACT_RUNNER_KEYS | PLATFORM_GROUP_KEYS
+    for name, job in body.items():
+        assert not reserved & set(job.get("variables", {})), name
+    assert "variables" not in body
+
+
+def test_after_script_timeout_covers_the_teardown_bound() -> None:
+    for config in (CiTemplateConfig(), CUSTOM, CiTemplateConfig(drain_timeout_seconds=3600, push_timeout_seconds=3600)):
+        declared = jobs(config)[".greedy-attic"]["variables"]["RUNNER_AFTER_SCRIPT_TIMEOUT"]
+        assert re.fullmatch(r"\d+s", declared)
+        assert int(declared[:-1]) > teardown_bound_seconds(config)
+    assert teardown_bound_seconds(CiTemplateConfig()) == (5 + 5 + 2) + (60 + 2) + (120 + 2)
+
+
+def test_the_rendering_is_deterministic() -> None:
+    assert render_component(CUSTOM) == render_component(CUSTOM)
+    assert render_component(CUSTOM) != render_component(CiTemplateConfig())
+
+
+@pytest.mark.parametrize("poison", ["GREEDY_ATTIC_BOOTSTRAP", "echo $[[ inputs.stage ]]"])
+def test_shell_that_would_break_the_embedding_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poison: str
+) -> None:
+    script = tmp_path / "attic-bootstrap.sh"
+    script.write_text(f"#!/usr/bin/env bash\necho hi\n{poison}\n")
+    monkeypatch.setattr(ci_template, "BOOTSTRAP", script)
+    monkeypatch.setitem(ci_template.HEREDOC_MARKERS, script, "GREEDY_ATTIC_BOOTSTRAP")
+    with pytest.raises(ValueError, match=r"heredoc marker|input reference"):
+        render_component(CUSTOM)
+
+
+def test_component_reference() -> None:
+    gitlab = GitlabConfig(
+        url="https://gitlab.example.com", group_path="acme", group_id=1, template_project="acme/platform/ci"
+    )
+    assert component_reference(gitlab) == "gitlab.example.com/acme/platform/ci/greedy-build"
+
+
+# --- real tools ---------------------------------------------------------------------------------------
+
+
+def _schema_errors(path: Path) -> str:
+    tool = ROOT / ".venv" / "bin" / "check-jsonschema"
+    command = [str(tool), "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return "" if result.returncode == 0 else result.stdout + result.stderr
+
+
+def test_rendered_component_validates_against_the_gitlab_ci_schema(tmp_path: Path) -> None:
+    for index, document in enumerate(documents(CiTemplateConfig()) + documents(CUSTOM)):
+        path = tmp_path / f"document-{index}.yml"
+        path.write_text(yaml.safe_dump(document))
+        assert _schema_errors(path) == "", path.read_text()[:500]
+
+
+def test_schema_check_catches_a_broken_document(tmp_path: Path) -> None:
+    """The control for the test above: the same check rejects a job with a malformed needs."""
+    broken = jobs()
+    broken["greedy:nix-build"]["needs"] = "everything"
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken))
+    assert "needs" in _schema_errors(path)
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.gitlab-ci.yml")))
+def test_consumer_fixtures_validate_against_the_gitlab_ci_schema(fixture: str) -> None:
+    assert _schema_errors(FIXTURES / fixture) == ""
+
+
+def test_shell_passes_shellcheck() -> None:
+    shellcheck = require_tool("shellcheck")
+    for script, shell in ((BOOTSTRAP, "bash"), (TEARDOWN, "bash"), (CONTRACT_CHECK, "sh"), (STANDIN, "bash")):
+        result = subprocess.run([shellcheck, "--shell", shell, str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}:\n{result.stdout}"
+
+
+def test_embedded_before_and_after_script_run_under_the_runners_errexit(tmp_path: Path) -> None:
+    """GitLab runs the items in a `set -eo pipefail` bash; the bootstrap's skip must not end the job."""
+    require_tool("bash")
+    attic = jobs(CiTemplateConfig())[".greedy-attic"]
+    state = tmp_path / "state"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GREEDY_ATTIC_STATE_DIR": str(state)}
+    job = "\n".join([*attic["before_script"], 'printf "NIX_CONFIG=%s\\n" "$NIX_CONFIG"', "echo the build ran"])
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c", job], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in result.stdout.splitlines() if "cache publication skipped" in line]
+    assert len(skipped) == 1 and "ATTIC_SERVER ATTIC_CACHE ATTIC_PUBLIC_KEY ATTIC_TOKEN not set" in skipped[0]
+    assert f"!include {state}/nix.conf" in result.stdout
+    assert "the build ran" in result.stdout
+    teardown = subprocess.run(["bash", "-c", attic["after_script"][0]], env=env, capture_output=True, text=True)
+    assert teardown.returncode == 0 and "greedy-attic: nothing to publish (skipped: ATTIC_SERVER" in teardown.stdout
+
+
+@pytest.mark.parametrize(
+    ("environment", "exit_code", "named"),
+    [
+        ({}, 1, ["BAZEL_REMOTE_CACHE is not set", "GF_BAZEL_SUBSTRATE_MODE is '<unset>'"]),
+        ({"BAZEL_REMOTE_CACHE": "grpc://c:9092", "GF_BAZEL_SUBSTRATE_MODE": "local"}, 1, ["is 'local'"]),
+        ({"BAZEL_REMOTE_CACHE": "grpc://c:9092", "GF_BAZEL_SUBSTRATE_MODE": "shared-cache-backed"}, 0, []),
+    ],
+)
+def test_embedded_contract_check(environment: dict[str, str], exit_code: int, named: list[str]) -> None:
+    item = jobs()["greedy:bazel-build"]["script"][0]
+    env = {"PATH": "/usr/bin:/bin", "GREEDY_EXPECTED_SUBSTRATE_MODE": "shared-cache-backed", **environment}
+    result = subprocess.run(["sh", "-c", item], env=env, capture_output=True, text=True)
+    assert result.returncode == exit_code
+    for text in named:
+        assert text in result.stderr
+    if exit_code == 0:
+        assert "cache contract: BAZEL_REMOTE_CACHE=grpc://c:9092" in result.stdout
+
+
+# --- wiring (offline render of the dev stack) -----------------------------------------------------------
+
+
+def _component_file(render: RenderResult) -> dict[str, Any]:
+    (resource,) = [r for r in render.resources if r["type"] == "gitlab:index/repositoryFile:RepositoryFile"]
+    return resource
+
+
+def test_platform_commits_the_component_to_the_template_project(dev_render: RenderResult) -> None:
+    resource = _component_file(dev_render)
+    assert resource["name"] == "ci-template-greedy-build"
+    assert "flywheel:index:GreedyCiTemplate" in resource["parent"]
+    inputs = resource["inputs"]
+    assert inputs["project"] == "acme/platform/ci-templates"
+    assert inputs["branch"] == "main"
+    assert inputs["filePath"] == COMPONENT_FILE == "templates/greedy-build.yml"
+    assert inputs["encoding"] == "text"
+    config = CiTemplateConfig.model_validate_json(dev_stack().values["flywheel:ciTemplate"])
+    assert inputs["content"] == render_component(config)
+    assert dev_render.files["ci-template/templates/greedy-build.yml"] == inputs["content"]
+    assert dev_render.files["ci-template/attic-bootstrap.sh"] == BOOTSTRAP.read_text()
+    assert dev_render.files["ci-template/attic-teardown.sh"] == TEARDOWN.read_text()
+    assert dev_render.outputs["ci_component"] == "gitlab.example.com/acme/platform/ci-templates/greedy-build@main"
+
+
+def test_template_ref_and_project_follow_the_gitlab_config(render: Any) -> None:
+    gitlab = yaml.safe_load(dev_stack().values["flywheel:gitlab"])
+    result = render({"gitlab": {**gitlab, "templateProject": "acme/tools/ci", "templateRef": "stable"}})
+    inputs = _component_file(result)["inputs"]
+    assert (inputs["project"], inputs["branch"]) == ("acme/tools/ci", "stable")
+    assert result.outputs["ci_component"] == "gitlab.example.com/acme/tools/ci/greedy-build@stable"
+
+
+def test_policy_pack_accepts_the_rendered_component(dev_render: RenderResult) -> None:
+    urn = _component_file(dev_render)["urn"]
+    assert [v for v in evaluate_policies(dev_render.resources) if v["urn"] == urn] == []
