@@ -1,6 +1,6 @@
 """The flywheel policy pack: `pulumi preview --policy-pack policies`. Only assembles the pack.
 
-The policy host runs this file with this folder as its import root, so the policies module is
+The policy host runs this file with this folder as its import root, so the policies package is
 imported as a top-level sibling (tests and tools import it as ``policies.flywheel_policies``).
 """
 
