@@ -50,7 +50,14 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
     return raw
 
 
-DELETE = object()
+class _Delete:
+    """Marks a key to remove; a stable repr keeps test ids identical across xdist workers."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 
 def problems_for(raw: dict[str, Any], secret_keys: list[str] | None = None) -> list[str]:
