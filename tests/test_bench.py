@@ -367,13 +367,13 @@ def test_resource_count_is_read_from_the_render_summary() -> None:
 
 
 def test_linearity_target_follows_a_straight_line() -> None:
-    times = {1: Summary.of([1.0, 1.1]), 10: Summary.of([2.0]), 100: Summary.of([11.0])}
-    target = program_cost._linearity_target((1, 10, 100), times)
-    assert target.limit == pytest.approx(1.05 + (2.0 - 1.05) / 9 * 99 + 0.1, abs=0.01)
-    times[100] = Summary.of([11.0])
-    assert program_cost._linearity_target((1, 10, 100), times).met
-    times[100] = Summary.of([30.0])  # quadratic-looking growth
-    assert not program_cost._linearity_target((1, 10, 100), times).met
+    counts = (1, 10, 50, 100)
+    times = {1: Summary.of([9.0]), 10: Summary.of([1.0, 1.1]), 50: Summary.of([3.0, 3.2]), 100: Summary.of([5.5])}
+    target = program_cost._linearity_target(counts, times)
+    assert target.limit == pytest.approx(3.1 + (3.1 - 1.05) / 40 * 50 + 0.2, abs=0.01)
+    assert target.met  # 1 pool's noisy figure plays no part
+    times[100] = Summary.of([9.0])  # quadratic-looking growth
+    assert not program_cost._linearity_target(counts, times).met
 
 
 def test_bench_context_quick_means_one_repetition(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import re
 import secrets
 import shlex
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,10 +112,22 @@ def pushed_links(lab: AtticLab, seed: str) -> int:
     return sum(1 for f in lab.cache.cache_dir(CACHE).glob("*.narinfo") if pattern.search(f.read_text()))
 
 
-def forget_chain(lab: AtticLab, seed: str) -> None:
-    """Delete the chain's outputs from the local store: the next run lands on a fresh runner."""
-    outputs = [str(p) for p in Path("/nix/store").glob(f"*-lab-{seed}-link*") if p.suffix != ".drv"]
-    nix_lab.delete_paths(outputs, lab.env)
+def forget_chain(lab: AtticLab, seed: str, patience: float = 30.0) -> None:
+    """Delete the chain's outputs from the local store: the next run lands on a fresh runner.
+
+    A path stays "alive" while a process still has it open (e.g. a last ``nix copy`` of the watcher
+    finishing), so a refusal is retried for a while before it counts as a failure.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        outputs = [str(p) for p in Path("/nix/store").glob(f"*-lab-{seed}-link*") if p.suffix != ".drv"]
+        try:
+            nix_lab.delete_paths(outputs, lab.env)
+            return
+        except nix_lab.NixError as err:
+            if "still alive" not in str(err) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def run_pair(variant: str, lab: AtticLab, params: ChainParams, work: Path) -> SecondRun:
