@@ -46,7 +46,13 @@ STATE_DIR = "${CI_BUILDS_DIR}/.greedy-attic-${CI_JOB_ID}"
 """Per-job state shared by before_script, script and after_script (same container, new shells); the
 builds directory belongs to the runner's job user, unlike a guessable name in a shared /tmp."""
 
-HEREDOC_MARKERS = {BOOTSTRAP: "GREEDY_ATTIC_BOOTSTRAP", TEARDOWN: "GREEDY_ATTIC_TEARDOWN"}
+NIX_BUILD = TEMPLATES / "nix-build.sh"
+HEREDOC_MARKERS = {
+    BOOTSTRAP: "GREEDY_ATTIC_BOOTSTRAP",
+    TEARDOWN: "GREEDY_ATTIC_TEARDOWN",
+    NIX_BUILD: "GREEDY_NIX_BUILD",
+    CONTRACT_CHECK: "GREEDY_CACHE_CONTRACT",
+}
 # Slack on top of the teardown's own bounds (probe kill-after, path-info, process start-up).
 AFTER_SCRIPT_SLACK_SECONDS = 30
 
@@ -57,22 +63,20 @@ def teardown_bound_seconds(config: CiTemplateConfig) -> int:
     return probe + config.drain_timeout_seconds + 2 + config.push_timeout_seconds + 2
 
 
-def _heredoc(script: Path, on_failure: str) -> str:
-    """Run ``script`` in its own bash, fed on stdin (the job shell's options and variables stay as they are)."""
+def _embedded(script: Path, interpreter: str = "bash", on_failure: str | None = None) -> str:
+    """A script item running ``script`` in its own ``interpreter`` (the job shell's options and variables stay).
+
+    The text travels in a quoted heredoc inside ``$(...)``: nothing in it is expanded, and its stdin is
+    /dev/null, so no command in it can swallow the rest of the script or the job's input.
+    """
     marker = HEREDOC_MARKERS[script]
     text = script.read_text()
     if any(line.strip() == marker for line in text.splitlines()):
         raise ValueError(f"{script.name} contains its own heredoc marker {marker}")
     if "$[[" in text:
         raise ValueError(f"{script.name} contains '$[[', which GitLab would read as an input reference")
-    return f"bash <<'{marker}' || {on_failure}\n{text.rstrip()}\n{marker}\n"
-
-
-def _contract_check() -> str:
-    text = CONTRACT_CHECK.read_text()
-    if "$[[" in text:
-        raise ValueError(f"{CONTRACT_CHECK.name} contains '$['")
-    return f"sh <<'GREEDY_CACHE_CONTRACT'\n{text.rstrip()}\nGREEDY_CACHE_CONTRACT\n"
+    command = f"{interpreter} -c \"$(cat <<'{marker}'\n{text.rstrip()}\n{marker}\n)\" {script.stem} </dev/null"
+    return f"{command} || {on_failure}\n" if on_failure else f"{command}\n"
 
 
 def _inputs(config: CiTemplateConfig) -> dict[str, Any]:
@@ -127,13 +131,13 @@ def _jobs(config: CiTemplateConfig) -> dict[str, Any]:
     greedy_attic = {
         "variables": attic_variables,
         "before_script": [
-            _heredoc(
+            _embedded(
                 BOOTSTRAP,
-                'echo "greedy-attic: the bootstrap failed unexpectedly; the build goes on without publishing"',
+                on_failure='echo "greedy-attic: the bootstrap failed unexpectedly; the build goes on unpublished"',
             ),
             include_substituter,
         ],
-        "after_script": [_heredoc(TEARDOWN, 'echo "greedy-attic: the teardown failed unexpectedly"')],
+        "after_script": [_embedded(TEARDOWN, on_failure='echo "greedy-attic: the teardown failed unexpectedly"')],
     }
     nix_build = {
         "extends": ".greedy-attic",
@@ -141,10 +145,7 @@ def _jobs(config: CiTemplateConfig) -> dict[str, Any]:
         "needs": [],
         "rules": _enabled_by("nix-build"),
         "variables": {"GREEDY_NIX_INSTALLABLE": "$[[ inputs.installable ]]"},
-        "script": [
-            "nix --extra-experimental-features 'nix-command flakes' build \"$GREEDY_NIX_INSTALLABLE\" "
-            "--print-build-logs --out-link result"
-        ],
+        "script": [_embedded(NIX_BUILD)],
     }
     bazel_build = {
         "stage": "$[[ inputs.stage ]]",
@@ -152,7 +153,7 @@ def _jobs(config: CiTemplateConfig) -> dict[str, Any]:
         "rules": _enabled_by("bazel-build"),
         "variables": {"GREEDY_EXPECTED_SUBSTRATE_MODE": SUBSTRATE_MODE},
         "script": [
-            _contract_check(),
+            _embedded(CONTRACT_CHECK, interpreter="sh"),
             "$[[ inputs.contract-check-command ]]",
             "$[[ inputs.bazel-command ]]",
         ],
@@ -195,6 +196,7 @@ def rendered_files(config: CiTemplateConfig) -> dict[str, str]:
         f"{RENDERED_PREFIX}/{BOOTSTRAP.name}": BOOTSTRAP.read_text(),
         f"{RENDERED_PREFIX}/{TEARDOWN.name}": TEARDOWN.read_text(),
         f"{RENDERED_PREFIX}/{CONTRACT_CHECK.name}": CONTRACT_CHECK.read_text(),
+        f"{RENDERED_PREFIX}/{NIX_BUILD.name}": NIX_BUILD.read_text(),
     }
 
 

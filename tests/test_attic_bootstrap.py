@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -285,26 +286,90 @@ def test_endpoint_fault_leaves_the_build_exit_code_and_costs_seconds(lab: Lab, m
     assert lab.token not in run.log
 
 
-def test_endpoint_that_starts_hanging_mid_build_costs_the_teardown_only_its_probe(lab: Lab) -> None:
-    """Attic answers at the start, then hangs: the teardown notices, stops the watcher, skips the push."""
-    chain = nix_lab.write_chain(lab.tmp / "chain", 2)
+def test_endpoint_that_starts_hanging_after_the_bootstrap_costs_a_bounded_stall(lab: Lab) -> None:
+    """Attic answers the bootstrap's probe, then hangs before the build.
+
+    The build still succeeds: the substituter settings the bootstrap wrote bound Nix's stall
+    (download-attempts x stalled-download-timeout, once per nix invocation, then Nix disables the
+    substituter) and fallback = true. The teardown notices, stops the watcher, skips the push.
+    """
+    chain = nix_lab.write_chain(lab.tmp / "chain", 2, fail_at=2)
     env = lab.job_env("midbuild-hang")
     state, project = lab.tmp / "midbuild-state", lab.tmp / "midbuild-project"
     project.mkdir()
     job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
     boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
     assert "publishing" in boot.stdout, boot.stdout
-    build_env = {**job_env, "NIX_CONFIG": f"{job_env['NIX_CONFIG']}\n!include {state}/nix.conf"}
-    nix_lab.run_nix(["build", chain.installable, "--out-link", str(project / "result")], build_env, cwd=project)
     lab.attic.set_mode("hang")
+    build_env = {
+        **job_env,
+        "NIX_CONFIG": f"{job_env['NIX_CONFIG']}\n!include {state}/nix.conf",
+        "GREEDY_NIX_INSTALLABLE": chain.installable,
+    }
+    started = time.monotonic()
+    build = subprocess.run(["bash", str(nix_lab.NIX_BUILD_SCRIPT)], env=build_env, cwd=project, capture_output=True)
+    build_seconds = time.monotonic() - started
+    assert build.returncode == lab.plain_build_exit_code(chain) == 1, build.stdout.decode(errors="replace")
     started = time.monotonic()
     teardown = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    print(f"\nMEASURED endpoint hangs after the bootstrap: teardown {seconds:.2f} s")
+    teardown_seconds = time.monotonic() - started
+    print(
+        f"\nMEASURED endpoint hangs after the bootstrap (connect/stall timeouts {CONNECT_TIMEOUT}/{STALLED_TIMEOUT} s):"
+        f" build {build_seconds:.2f} s (stall included), teardown {teardown_seconds:.2f} s"
+    )
+    nix_default_attempts, nix_backoff = 5, 4  # Nix's download-attempts; its retry back-off sums to ~4 s
+    # (x2: Nix 2.8 sometimes aborts on the disabled substituter; nix-build.sh then builds once more without it)
+    assert build_seconds < 2 * (nix_default_attempts * STALLED_TIMEOUT + nix_backoff * 1.5) + SLACK
     assert teardown.returncode == 0
     assert _lines(teardown.stdout, "does not answer now: stopping the watcher without draining, skipping the push")
-    assert seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + 2 + SLACK, teardown.stdout
+    assert teardown_seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + 2 + SLACK, teardown.stdout
     assert not _pid_alive(int((state / "watch-store.pid").read_text()))
+
+
+def test_build_that_fails_on_a_dead_attic_is_built_once_more_without_it(lab: Lab, tmp_path: Path) -> None:
+    """nix-build.sh's retry. The first failure is FAKED by a `nix` wrapper on PATH that prints the error
+    Nix 2.8 aborts with when a substituter dies mid-run (not reproducible on demand); the rest is real."""
+    chain = nix_lab.write_chain(lab.tmp / "chain", 2)
+    env = lab.job_env("retry")
+    state, project = lab.tmp / "retry-state", lab.tmp / "retry-project"
+    project.mkdir()
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, check=True, capture_output=True)
+    assert (state / "nix.conf").read_text(), "Attic is a substituter"
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    real_nix = require_tool("nix")
+    first = tmp_path / "first-build-done"
+    (fake_bin / "nix").write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e {first} ]; then touch {first}; printf "%s\\n" '
+        f"\"terminate called after throwing an instance of 'nix::SubstituterDisabled'\" "
+        f"\"  what():  error: substituter '{lab.attic.substituter(CACHE)}' is disabled\" >&2; exit 134; fi\n"
+        f'exec {real_nix} "$@"\n'
+    )
+    (fake_bin / "nix").chmod(0o755)
+    lab.attic.set_mode("refuse")
+    build_env = {
+        **job_env,
+        "PATH": f"{fake_bin}:{job_env['PATH']}",
+        "NIX_CONFIG": f"{job_env['NIX_CONFIG']}\n!include {state}/nix.conf",
+        "GREEDY_NIX_INSTALLABLE": chain.installable,
+    }
+    build = subprocess.run(["bash", str(nix_lab.NIX_BUILD_SCRIPT)], env=build_env, cwd=project, capture_output=True)
+    output = build.stdout.decode(errors="replace")
+    assert build.returncode == 0, output
+    assert _lines(output, "failed (exit 134) on the Attic cache, which no longer answers: building once more")
+    assert (state / "nix.conf").read_text() == "", "the retry runs without the Attic substituter"
+    assert (project / "result").is_symlink()
+
+
+def test_build_failure_of_its_own_is_not_retried(lab: Lab) -> None:
+    chain = nix_lab.write_chain(lab.tmp / "chain", 2, fail_at=1)
+    lab.attic.set_mode("normal")
+    run = lab.run("own-failure", chain)
+    assert run.build.exit_code == 1
+    assert not _lines(run.build.output, "building once more")
+    assert len(_lines(run.build.output, "planned failure of")) == 1
 
 
 def test_watcher_crashing_mid_build_is_covered_by_the_final_push(lab: Lab) -> None:
@@ -329,9 +394,7 @@ def test_watcher_hanging_on_stop_is_killed_after_the_drain_timeout(lab: Lab) -> 
     _report("watcher hangs on stop", run)
     assert run.build.exit_code == lab.plain_build_exit_code(chain) == 1, run.log
     assert run.teardown.exit_code == 0
-    assert _lines(run.teardown.output, f"did not stop within {DRAIN_TIMEOUT}") or _lines(
-        run.teardown.output, f"did not stop within {DRAIN_TIMEOUT + 1}"
-    ), run.teardown.output
+    assert re.search(r"attic watch-store did not stop within \d+ s: killed", run.teardown.output), run.teardown.output
     watcher = int((run.state / "watch-store.pid").read_text())
     assert not _pid_alive(watcher), "killed, not left behind"
     assert DRAIN_TIMEOUT - 1 <= run.teardown.seconds < TEARDOWN_BOUND + SLACK

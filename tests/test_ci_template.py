@@ -20,6 +20,7 @@ from components.ci_template import (
     BOOTSTRAP,
     COMPONENT_FILE,
     CONTRACT_CHECK,
+    NIX_BUILD,
     TEARDOWN,
     component_reference,
     render_component,
@@ -51,10 +52,12 @@ def jobs(config: CiTemplateConfig = CUSTOM) -> dict[str, Any]:
 
 
 def heredoc_body(item: str, marker: str) -> str:
+    """The script text embedded in a ``<shell> -c "$(cat <<'MARKER' ... MARKER\n)" name </dev/null`` item."""
     lines = item.splitlines()
-    assert lines[0].startswith(f"bash <<'{marker}' || ") or lines[0] == f"sh <<'{marker}'", lines[0]
-    assert lines[-1] == marker
-    return "\n".join(lines[1:-1]) + "\n"
+    assert re.fullmatch(rf"(bash|sh) -c \"\$\(cat <<'{marker}'", lines[0]), lines[0]
+    assert lines[-2] == marker
+    assert re.fullmatch(r'\)" [\w-]+ </dev/null( \|\| echo ".*")?', lines[-1]), lines[-1]
+    return "\n".join(lines[1:-2]) + "\n"
 
 
 # --- shape --------------------------------------------------------------------------------------------
@@ -104,7 +107,8 @@ def test_build_jobs_start_at_once_and_the_nix_job_carries_the_attic_bootstrap() 
     assert nix["rules"] == [{"if": '"$[[ inputs.nix-build ]]" == "true"'}]
     assert bazel["rules"] == [{"if": '"$[[ inputs.bazel-build ]]" == "true"'}]
     assert len(attic["before_script"]) == 2 and len(attic["after_script"]) == 1
-    assert '"$GREEDY_NIX_INSTALLABLE"' in nix["script"][0] and "--out-link result" in nix["script"][0]
+    assert heredoc_body(nix["script"][0], "GREEDY_NIX_BUILD") == NIX_BUILD.read_text()
+    assert "||" not in nix["script"][0].splitlines()[-1], "the build's exit code is the job's"
     assert nix["variables"] == {"GREEDY_NIX_INSTALLABLE": "$[[ inputs.installable ]]"}
 
 
@@ -120,7 +124,7 @@ def test_embedded_shell_is_the_real_files_in_readable_blocks() -> None:
     assert heredoc_body(attic["before_script"][0], "GREEDY_ATTIC_BOOTSTRAP") == BOOTSTRAP.read_text()
     assert heredoc_body(attic["after_script"][0], "GREEDY_ATTIC_TEARDOWN") == TEARDOWN.read_text()
     text = render_component(CUSTOM)
-    assert "\n  - |\n    bash <<'GREEDY_ATTIC_BOOTSTRAP' || echo" in text, "a literal block, not a quoted string"
+    assert "\n  - |\n    bash -c \"$(cat <<'GREEDY_ATTIC_BOOTSTRAP'\n" in text, "a literal block, not a quoted string"
     for script in (BOOTSTRAP, TEARDOWN):
         assert textwrap.indent(script.read_text(), "    ") in text, f"{script.name} reads as it is in the file"
 
@@ -199,7 +203,8 @@ def test_consumer_fixtures_validate_against_the_gitlab_ci_schema(fixture: str) -
 
 def test_shell_passes_shellcheck() -> None:
     shellcheck = require_tool("shellcheck")
-    for script, shell in ((BOOTSTRAP, "bash"), (TEARDOWN, "bash"), (CONTRACT_CHECK, "sh"), (STANDIN, "bash")):
+    scripts = ((BOOTSTRAP, "bash"), (TEARDOWN, "bash"), (NIX_BUILD, "bash"), (CONTRACT_CHECK, "sh"), (STANDIN, "bash"))
+    for script, shell in scripts:
         result = subprocess.run([shellcheck, "--shell", shell, str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name}:\n{result.stdout}"
 
@@ -262,6 +267,7 @@ def test_platform_commits_the_component_to_the_template_project(dev_render: Rend
     assert dev_render.files["ci-template/templates/greedy-build.yml"] == inputs["content"]
     assert dev_render.files["ci-template/attic-bootstrap.sh"] == BOOTSTRAP.read_text()
     assert dev_render.files["ci-template/attic-teardown.sh"] == TEARDOWN.read_text()
+    assert dev_render.files["ci-template/nix-build.sh"] == NIX_BUILD.read_text()
     assert dev_render.outputs["ci_component"] == "gitlab.example.com/acme/platform/ci-templates/greedy-build@main"
 
 

@@ -90,7 +90,9 @@ upload() { # url paths...
   if [ -n "$signing_key_file" ]; then
     nix "${nix_flags[@]}" store sign --recursive --key-file "$signing_key_file" "$@"
   fi
-  nix "${nix_flags[@]}" copy --to "$url" --option netrc-file "$netrc_file" "$@"
+  # Bounded (a hung upload would hold temporary GC roots on store paths other tests share).
+  nix "${nix_flags[@]}" copy --to "$url" --option netrc-file "$netrc_file" --option connect-timeout 5 \
+    --option stalled-download-timeout 5 --option download-attempts 2 "$@"
 }
 
 cmd_push() {

@@ -107,11 +107,22 @@ def is_valid(path: str, env: Mapping[str, str]) -> bool:
     return run_nix(["nix-store", "--check-validity", path], env, check=False).returncode == 0
 
 
-def delete_paths(paths: Sequence[str], env: Mapping[str, str]) -> None:
-    """Remove paths from the local store (they must not be alive: no GC root, no live referrer)."""
-    present = [p for p in paths if is_valid(p, env)]
-    if present:
-        run_nix(["store", "delete", *present], env)
+def delete_paths(paths: Sequence[str], env: Mapping[str, str], attempts: int = 40) -> None:
+    """Remove paths from the local store (they must not be alive: no GC root, no live referrer).
+
+    Retried for up to ~20 s: a stand-in watcher of a test running in parallel may hold a temporary
+    root on a path while it uploads it (the store is shared; its uploads are bounded).
+    """
+    for attempt in range(attempts):
+        present = [p for p in paths if is_valid(p, env)]
+        if not present:
+            return
+        result = run_nix(["store", "delete", *present], env, check=False)
+        if result.returncode == 0:
+            return
+        if attempt == attempts - 1:
+            raise NixError(["nix", "store", "delete", *present], result)
+        time.sleep(0.5)
 
 
 @dataclass(frozen=True)
@@ -268,6 +279,7 @@ def build_standin_attic_client(
 
 BOOTSTRAP_SCRIPT = ROOT / "components" / "templates" / "attic-bootstrap.sh"
 TEARDOWN_SCRIPT = ROOT / "components" / "templates" / "attic-teardown.sh"
+NIX_BUILD_SCRIPT = ROOT / "components" / "templates" / "nix-build.sh"
 
 
 @dataclass(frozen=True)
@@ -319,16 +331,19 @@ def run_greedy_job(
 ) -> JobRun:
     """Run a job the way ``greedy:nix-build`` does: before_script, script, after_script.
 
-    The bootstrap and teardown are the real ``components/templates/*.sh`` run by bash; between them
-    the build sees the substituter settings through ``NIX_CONFIG``'s ``!include`` as in the template.
+    The bootstrap, build and teardown are the real ``components/templates/*.sh`` run by bash; the
+    build sees the substituter settings through ``NIX_CONFIG``'s ``!include`` as in the template.
     ``env`` carries the job's variables (ATTIC_*, GREEDY_ATTIC_*), ``project`` plays CI_PROJECT_DIR.
     """
     project.mkdir(parents=True, exist_ok=True)
     job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
     bootstrap = _step(["bash", str(BOOTSTRAP_SCRIPT)], job_env, project, timeout)
-    build_env = {**job_env, "NIX_CONFIG": f"{job_env.get('NIX_CONFIG', '')}\n!include {state}/nix.conf"}
-    nix_build = ["nix", "--extra-experimental-features", "nix-command flakes", "build", installable]
-    build = _step([*nix_build, "--print-build-logs", "--out-link", "result"], build_env, project, timeout)
+    build_env = {
+        **job_env,
+        "NIX_CONFIG": f"{job_env.get('NIX_CONFIG', '')}\n!include {state}/nix.conf",
+        "GREEDY_NIX_INSTALLABLE": installable,
+    }
+    build = _step(["bash", str(NIX_BUILD_SCRIPT)], build_env, project, timeout)
     teardown = _step(["bash", str(TEARDOWN_SCRIPT)], job_env, project, timeout)
     return JobRun(bootstrap, build, teardown, state)
 
