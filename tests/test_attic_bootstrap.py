@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -133,7 +134,18 @@ def open_lab(tmp_path: Path) -> Iterator[Lab]:
         attic.cache_dir(CACHE)
         nix_lab.copy_to_cache([client], upstream.cache_dir("nixos"), upstream_key, admin_env)
         nix_lab.delete_paths([client], admin_env)  # a fresh runner: the client is not in the store
-        yield Lab(tmp_path, admin_env, attic, upstream, attic_key, upstream_key, token, client, client_flake)
+        try:
+            yield Lab(tmp_path, admin_env, attic, upstream, attic_key, upstream_key, token, client, client_flake)
+        finally:
+            _kill_leftover_watchers(tmp_path)
+
+
+def _kill_leftover_watchers(root: Path) -> None:
+    """A test that fails before its teardown must not leave a stand-in watcher running."""
+    for pid_file in root.glob("*/watch-store.pid"):
+        pid = int(pid_file.read_text())
+        if _pid_alive(pid) and "watch-store" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _lines(output: str, needle: str) -> list[str]:
@@ -361,6 +373,8 @@ def test_build_that_fails_on_a_dead_attic_is_built_once_more_without_it(lab: Lab
     assert _lines(output, "failed (exit 134) on the Attic cache, which no longer answers: building once more")
     assert (state / "nix.conf").read_text() == "", "the retry runs without the Attic substituter"
     assert (project / "result").is_symlink()
+    teardown = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True, text=True)
+    assert _lines(teardown.stdout, "does not answer now"), teardown.stdout
 
 
 def test_build_failure_of_its_own_is_not_retried(lab: Lab) -> None:
