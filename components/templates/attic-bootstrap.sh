@@ -2,16 +2,17 @@
 # Greedy build, seed sequence (before_script): make the Attic cache a substituter, fetch the attic
 # client substitution-only, log in, and start `attic watch-store` in the background.
 #
-# Runs in its own bash (the template feeds it on stdin), so the job shell's `set -e` and variables are
-# untouched and nothing here can end the job. It always exits 0: cache trouble never fails a build.
+# Runs in its own bash (the template embeds it as `bash -c "$(cat <<'...')"`), so the job shell's
+# `set -e` and variables are untouched and nothing here can end the job. It always exits 0: cache trouble never fails a build.
 # Every step is bounded:
 #   probe of the Attic endpoint   <= CONNECT_TIMEOUT + STALLED_DOWNLOAD_TIMEOUT + 2 s (a refusal or a
 #                                    401 answers at once; an unusable endpoint skips everything below)
 #   client fetch, per ref (2)     <= CLIENT_FETCH_TIMEOUT + 2 s (an offline github: ref fails at once)
 #   attic login <= 20 s, watcher start check 1 s.
 #
-# No `set -x` anywhere: ATTIC_TOKEN and GITHUB_TOKEN are in scope. They reach Nix and attic only
-# through files (mode 600) and the environment, never through argv or the log.
+# No `set -x` anywhere: ATTIC_TOKEN and GITHUB_TOKEN are in scope. They reach Nix and attic through
+# files (mode 600) and the environment, never the log; argv only for an attic client too old to read
+# ATTIC_LOGIN_TOKEN (then `attic login` gets it as an argument, as its documentation shows).
 #
 # Inputs (environment):
 #   ATTIC_SERVER, ATTIC_CACHE, ATTIC_PUBLIC_KEY, ATTIC_TOKEN   group variables set by the platform
