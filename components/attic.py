@@ -23,7 +23,7 @@ import tomli_w
 from components.attic_token import CACHE_BOOTSTRAP, CI_PUSH, AtticToken
 from components.config import AtticConfig
 from components.config_types import parse_humantime
-from components.kube import S3Access, SecretKeyRef, checksum, selector_labels, standard_labels
+from components.kube import S3Target, SecretKeyRef, checksum, selector_labels, standard_labels
 from components.nix_keys import check_key_name, keypair_from_pem, public_key_from_pem
 
 AtticdMode = Literal["api-server", "db-migrations", "garbage-collector-once"]
@@ -215,10 +215,7 @@ class AtticServer(pulumi.ComponentResource):
         config: AtticConfig,
         namespace: str,
         *,
-        s3_endpoint: pulumi.Input[str],
-        s3_region: str,
-        s3_bucket: str,
-        s3_access: S3Access,
+        s3: S3Target,
         database_url: SecretKeyRef,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -231,16 +228,16 @@ class AtticServer(pulumi.ComponentResource):
         self.external_url = self.endpoints.external_url
         self.url = self.endpoints.url
         self.cache_name = config.cache_name
-        self._s3_access = s3_access
+        self._s3_access = s3.access
         self._database_url = database_url
         self._upstream = _depends(opts)
         validity = int(parse_humantime(config.token_validity))
         rotation_window = int(parse_humantime(config.token_rotation_window))
 
         # --- server.toml ---
-        self.server_toml: pulumi.Output[str] = pulumi.Output.from_input(s3_endpoint).apply(
+        self.server_toml: pulumi.Output[str] = pulumi.Output.from_input(s3.endpoint).apply(
             lambda endpoint: render_server_toml(
-                server_config(config, self.endpoints, s3_endpoint=endpoint, s3_region=s3_region, s3_bucket=s3_bucket)
+                server_config(config, self.endpoints, s3_endpoint=endpoint, s3_region=s3.region, s3_bucket=s3.bucket)
             )
         )
         self.rendered_files = {f"attic/{CONFIG_FILE}": self.server_toml}

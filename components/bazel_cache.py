@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import BazelCacheConfig
-from components.kube import S3Access, selector_labels, standard_labels
+from components.kube import S3Target, selector_labels, standard_labels
 
 SERVICE_NAME = "bazel-cache"
 COMPONENT = "bazel-cache"
@@ -95,11 +95,7 @@ class BazelRemoteCache(pulumi.ComponentResource):
         config: BazelCacheConfig,
         namespace: str,
         *,
-        s3_endpoint: pulumi.Input[str],
-        s3_region: str,
-        s3_bucket: str,
-        s3_prefix: str,
-        s3_access: S3Access,
+        s3: S3Target,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("flywheel:index:BazelRemoteCache", name, None, opts)
@@ -125,13 +121,13 @@ class BazelRemoteCache(pulumi.ComponentResource):
 
         environment = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in cache_environment(config).items()]
         if config.s3_tier:
-            tier = pulumi.Output.from_input(s3_endpoint).apply(
-                lambda url: s3_tier_environment(parse_s3_endpoint(url), s3_region, s3_bucket, s3_prefix)
+            tier = pulumi.Output.from_input(s3.endpoint).apply(
+                lambda url: s3_tier_environment(parse_s3_endpoint(url), s3.region, s3.bucket, s3.prefix)
             )
             environment += [k8s.core.v1.EnvVarArgs(name=key, value=tier[key]) for key in S3_TIER_KEYS]
             environment += [
-                s3_access.access_key_id.env("BAZEL_REMOTE_S3_ACCESS_KEY_ID"),
-                s3_access.secret_access_key.env("BAZEL_REMOTE_S3_SECRET_ACCESS_KEY"),
+                s3.access.access_key_id.env("BAZEL_REMOTE_S3_ACCESS_KEY_ID"),
+                s3.access.secret_access_key.env("BAZEL_REMOTE_S3_SECRET_ACCESS_KEY"),
             ]
 
         self.deployment = k8s.apps.v1.Deployment(

@@ -1,10 +1,11 @@
-"""Small Kubernetes conventions shared by every component: labels, secret references, checksums."""
+"""Small Kubernetes conventions shared by every component: labels, secrets, S3 targets, security contexts."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 PART_OF = "flywheel"
@@ -65,3 +66,14 @@ class S3Access:
             self.access_key_id.env("AWS_ACCESS_KEY_ID"),
             self.secret_access_key.env("AWS_SECRET_ACCESS_KEY"),
         ]
+
+
+@dataclass(frozen=True)
+class S3Target:
+    """Where one consumer keeps its objects: endpoint, region, bucket, key prefix, and its own identity."""
+
+    endpoint: pulumi.Input[str]
+    region: str
+    bucket: str
+    access: S3Access
+    prefix: str = ""

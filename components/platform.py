@@ -65,10 +65,7 @@ class Platform(pulumi.ComponentResource):
             "attic",
             config.attic,
             config.namespace,
-            s3_endpoint=self.storage.endpoint,
-            s3_region=self.storage.region,
-            s3_bucket=self.storage.bucket,
-            s3_access=self.storage.attic_access,
+            s3=self.storage.attic_target,
             database_url=self.database.url,
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.namespace, *self.storage.ready, *self.database.ready]
@@ -93,11 +90,7 @@ class Platform(pulumi.ComponentResource):
                 "bazel-cache",
                 config.bazel_cache,
                 config.namespace,
-                s3_endpoint=self.storage.endpoint,
-                s3_region=self.storage.region,
-                s3_bucket=self.storage.bucket,
-                s3_prefix=self.storage.bazel_prefix,
-                s3_access=self.storage.bazel_access,
+                s3=self.storage.bazel_target,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *self.storage.ready]),
             )
             if config.bazel_cache.enabled

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import StorageConfig
-from components.kube import S3Access, checksum, selector_labels, standard_labels
+from components.kube import S3Access, S3Target, checksum, selector_labels, standard_labels
 from components.s3_bucket import ABORT_INCOMPLETE_UPLOADS_DAYS, S3Bucket, bucket_settings
 
 BAZEL_PREFIX = "bazel/"
@@ -136,6 +136,16 @@ class ObjectStorage(pulumi.ComponentResource):
                 "bazelSecret": self.bazel_access.secret_name,
             }
         )
+
+    @property
+    def attic_target(self) -> S3Target:
+        """Attic's view of the store: the whole bucket, with Attic's identity."""
+        return S3Target(self.endpoint, self.region, self.bucket, self.attic_access)
+
+    @property
+    def bazel_target(self) -> S3Target:
+        """bazel-remote's view of the store: its prefix of the bucket, with its own identity."""
+        return S3Target(self.endpoint, self.region, self.bucket, self.bazel_access, prefix=self.bazel_prefix)
 
     def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kwargs)

@@ -29,7 +29,7 @@ from components.attic import (
 )
 from components.attic_gc import AtticGarbageCollector
 from components.config import AtticConfig
-from components.kube import S3Access, SecretKeyRef
+from components.kube import S3Access, S3Target, SecretKeyRef
 from components.nix_keys import PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, split_key
 from tests.k8s_schema import schema_errors
 from tools.mocks import FlywheelMocks, RecordingMonitor
@@ -38,7 +38,8 @@ from tools.render import REDACTED, _resource_record, kubernetes_objects
 NAMESPACE = "flywheel"
 S3_ENDPOINT = "http://seaweedfs-s3.flywheel.svc.cluster.local:8333"  # stand-in for ObjectStorage.endpoint
 DATABASE_URL = SecretKeyRef("attic-db-app", "uri")  # stand-in for AtticDatabase.url
-S3_ACCESS = S3Access("attic-s3-credentials")  # stand-in for ObjectStorage.attic_access
+# stand-in for ObjectStorage.attic_target
+S3_TARGET = S3Target(S3_ENDPOINT, "us-east-1", "flywheel-attic", S3Access("attic-s3-credentials"))
 
 # Top-level keys atticd's Config accepts (server/src/config.rs, deny_unknown_fields).
 ATTICD_TOP_LEVEL_KEYS = {
@@ -119,10 +120,7 @@ def run_attic(overrides: dict[str, Any] | None = None, *, with_gc: bool = True) 
             "attic",
             config,
             NAMESPACE,
-            s3_endpoint=S3_ENDPOINT,
-            s3_region="us-east-1",
-            s3_bucket="flywheel-attic",
-            s3_access=S3_ACCESS,
+            s3=S3_TARGET,
             database_url=DATABASE_URL,
         )
         if with_gc:

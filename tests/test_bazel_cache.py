@@ -24,7 +24,7 @@ from components.bazel_cache import (
 )
 from components.config import BazelCacheConfig
 from components.config_types import parse_quantity
-from components.kube import S3Access
+from components.kube import S3Access, S3Target
 from tests.k8s_schema import schema_errors
 from tests.test_config import problems_for, with_change
 from tools.mocks import FlywheelMocks, RecordingMonitor
@@ -53,11 +53,13 @@ def build_cache(
             "bazel",
             config,
             "flywheel",
-            s3_endpoint=pulumi.Output.from_input(endpoint),
-            s3_region="us-east-1",
-            s3_bucket="flywheel-attic",
-            s3_prefix="bazel/",
-            s3_access=S3Access("bazel-remote-s3"),
+            s3=S3Target(
+                pulumi.Output.from_input(endpoint),
+                "us-east-1",
+                "flywheel-attic",
+                S3Access("bazel-remote-s3"),
+                prefix="bazel/",
+            ),
         )
 
     resources = register(build)

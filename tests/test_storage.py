@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError
 
-from components.config import ConfigError, load_platform_config
+from components.config import ConfigError, StorageConfig, load_platform_config
 from components.storage import (
     ADMIN,
     ATTIC,
@@ -224,6 +224,36 @@ def test_consumers_get_their_own_credential_secrets() -> None:
     assert attic["metadata"]["name"] == "attic-s3-credentials"
     assert bazel["metadata"]["name"] == "bazel-remote-s3-credentials"
     assert attic["stringData"] != bazel["stringData"]
+
+
+@pytest.mark.parametrize("backend", ["seaweedfs", "s3"])
+def test_each_consumer_target_carries_its_own_identity_and_only_bazel_gets_the_prefix(backend: str) -> None:
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from components.storage import ObjectStorage
+    from tools.mocks import FlywheelMocks, RecordingMonitor
+
+    config = StorageConfig.model_validate(dev_value("storage") if backend == "seaweedfs" else S3_STORAGE)
+    mocks = FlywheelMocks()
+    pulumi.runtime.set_mocks(mocks, project="flywheel", stack="test", preview=False, monitor=RecordingMonitor(mocks))
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        storage = ObjectStorage("storage", config, "flywheel")
+        for consumer, target in {"attic": storage.attic_target, "bazel": storage.bazel_target}.items():
+            endpoint = await pulumi.Output.from_input(target.endpoint).future()
+            seen[consumer] = (endpoint, target.region, target.bucket, target.access.secret_name, target.prefix)
+
+    _sync_await(run_pulumi_func(main))
+    endpoint = (
+        "http://seaweedfs-s3.flywheel.svc.cluster.local:8333" if backend == "seaweedfs" else S3_STORAGE["endpoint"]
+    )
+    assert seen == {
+        "attic": (endpoint, config.region, config.bucket, "attic-s3-credentials", ""),
+        "bazel": (endpoint, config.region, config.bucket, "bazel-remote-s3-credentials", "bazel/"),
+    }
 
 
 # --- s3 backend ----------------------------------------------------------------------------------------
