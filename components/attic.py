@@ -23,7 +23,15 @@ import tomli_w
 from components.attic_token import CACHE_BOOTSTRAP, CI_PUSH, AtticToken
 from components.config import AtticConfig
 from components.config_types import parse_humantime
-from components.kube import S3Target, SecretKeyRef, checksum, selector_labels, standard_labels
+from components.kube import (
+    S3Target,
+    SecretKeyRef,
+    checksum,
+    restricted_container_security,
+    restricted_pod_security,
+    selector_labels,
+    standard_labels,
+)
 from components.nix_keys import check_key_name, keypair_from_pem, public_key_from_pem
 
 AtticdMode = Literal["api-server", "db-migrations", "garbage-collector-once"]
@@ -37,6 +45,7 @@ UPSTREAM_CACHE_KEY_NAMES = ("cache.nixos.org-1",)
 CONFIG_CHECKSUM_ANNOTATION = "flywheel.dev/config-checksum"
 # A per-pod emptyDir, not the node's /tmp: the root filesystem is read-only.
 SCRATCH_DIR = "/tmp"  # noqa: S108
+# The upstream image runs as root unless told otherwise; atticd needs no identity of its own.
 RUN_AS = 10001
 CACHE_INIT_SCRIPT = Path(__file__).parent / "templates" / "attic-cache-init.sh"
 CACHE_INIT_DIR = "/run/attic-cache-init"
@@ -172,27 +181,6 @@ def _depends(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
     if isinstance(depends, Sequence):
         return [d for d in depends if isinstance(d, pulumi.Resource)]
     return []
-
-
-def restricted_security_context() -> k8s.core.v1.SecurityContextArgs:
-    """Container context of every atticd and bootstrap container (Pod Security 'restricted')."""
-    return k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-    )
-
-
-def pod_security_context() -> k8s.core.v1.PodSecurityContextArgs:
-    # The upstream image runs as root unless told otherwise; atticd needs no identity of its own.
-    return k8s.core.v1.PodSecurityContextArgs(
-        run_as_non_root=True,
-        run_as_user=RUN_AS,
-        run_as_group=RUN_AS,
-        fs_group=RUN_AS,
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
 
 
 # --- the component -------------------------------------------------------------------------------
@@ -381,7 +369,7 @@ class AtticServer(pulumi.ComponentResource):
             args=["-f", f"{CONFIG_DIR}/{CONFIG_FILE}", "--mode", mode],
             env=self.atticd_env(),
             resources=k8s.core.v1.ResourceRequirementsArgs(**self.config.resources.to_kubernetes()),
-            security_context=restricted_security_context(),
+            security_context=restricted_container_security(run_as_non_root=True),
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=SCRATCH_DIR),
@@ -395,7 +383,7 @@ class AtticServer(pulumi.ComponentResource):
             restart_policy=restart_policy,
             automount_service_account_token=False,
             enable_service_links=False,
-            security_context=pod_security_context(),
+            security_context=restricted_pod_security(RUN_AS),
             volumes=[
                 k8s.core.v1.VolumeArgs(
                     name="config",
@@ -542,7 +530,7 @@ class AtticServer(pulumi.ComponentResource):
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": "10m", "memory": "32Mi"}, limits={"cpu": "200m", "memory": "64Mi"}
             ),
-            security_context=restricted_security_context(),
+            security_context=restricted_container_security(run_as_non_root=True),
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="script", mount_path=CACHE_INIT_SCRIPT_DIR, read_only=True),
                 k8s.core.v1.VolumeMountArgs(name="request", mount_path=CACHE_INIT_DIR, read_only=True),
@@ -562,7 +550,7 @@ class AtticServer(pulumi.ComponentResource):
                         restart_policy="Never",
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=pod_security_context(),
+                        security_context=restricted_pod_security(RUN_AS),
                         volumes=[
                             k8s.core.v1.VolumeArgs(
                                 name="script",

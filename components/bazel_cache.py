@@ -14,7 +14,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import BazelCacheConfig
-from components.kube import S3Target, selector_labels, standard_labels
+from components.kube import (
+    S3Target,
+    restricted_container_security,
+    restricted_pod_security,
+    selector_labels,
+    standard_labels,
+)
 
 SERVICE_NAME = "bazel-cache"
 COMPONENT = "bazel-cache"
@@ -170,13 +176,7 @@ class BazelRemoteCache(pulumi.ComponentResource):
             # service-link variables named BAZEL_REMOTE_* would be read as bazel-remote settings
             enable_service_links=False,
             automount_service_account_token=False,
-            security_context=k8s.core.v1.PodSecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=RUN_AS_USER,
-                run_as_group=RUN_AS_USER,
-                fs_group=RUN_AS_USER,
-                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
+            security_context=restricted_pod_security(RUN_AS_USER),
             containers=[
                 k8s.core.v1.ContainerArgs(
                     name="bazel-remote",
@@ -196,11 +196,7 @@ class BazelRemoteCache(pulumi.ComponentResource):
                         timeout_seconds=5,
                         failure_threshold=3,
                     ),
-                    security_context=k8s.core.v1.SecurityContextArgs(
-                        allow_privilege_escalation=False,
-                        read_only_root_filesystem=True,
-                        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                    ),
+                    security_context=restricted_container_security(),
                     volume_mounts=[
                         k8s.core.v1.VolumeMountArgs(name="data", mount_path=DATA_DIR),
                         k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108 (its own emptyDir)

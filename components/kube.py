@@ -77,3 +77,31 @@ class S3Target:
     bucket: str
     access: S3Access
     prefix: str = ""
+
+
+def restricted_pod_security(user: int, *, own_group: bool = True) -> k8s.core.v1.PodSecurityContextArgs:
+    """Pod-level half of Pod Security 'restricted': a fixed non-root user and the runtime's seccomp profile.
+
+    ``own_group`` also runs as the user's group and gives mounted volumes to it (fsGroup), for pods that write
+    to a volume; without it the image's group stays.
+    """
+    return k8s.core.v1.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=user,
+        run_as_group=user if own_group else None,
+        fs_group=user if own_group else None,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def restricted_container_security(*, run_as_non_root: bool | None = None) -> k8s.core.v1.SecurityContextArgs:
+    """Container-level half of Pod Security 'restricted', with a read-only root filesystem.
+
+    ``run_as_non_root`` repeats the pod's setting on the container (None leaves it to the pod).
+    """
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=run_as_non_root,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+    )

@@ -18,7 +18,15 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import StorageConfig
-from components.kube import S3Access, S3Target, checksum, selector_labels, standard_labels
+from components.kube import (
+    S3Access,
+    S3Target,
+    checksum,
+    restricted_container_security,
+    restricted_pod_security,
+    selector_labels,
+    standard_labels,
+)
 from components.s3_bucket import ABORT_INCOMPLETE_UPLOADS_DAYS, S3Bucket, bucket_settings
 
 BAZEL_PREFIX = "bazel/"
@@ -369,11 +377,7 @@ class ObjectStorage(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         restart_policy="OnFailure",
                         automount_service_account_token=False,
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=BUCKET_JOB_USER,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=restricted_pod_security(BUCKET_JOB_USER, own_group=False),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="create-bucket",
@@ -383,11 +387,7 @@ class ObjectStorage(pulumi.ComponentResource):
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
                                     requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "64Mi"}
                                 ),
-                                security_context=k8s.core.v1.SecurityContextArgs(
-                                    allow_privilege_escalation=False,
-                                    read_only_root_filesystem=True,
-                                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                                ),
+                                security_context=restricted_container_security(),
                             )
                         ],
                     ),
