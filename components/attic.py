@@ -272,25 +272,21 @@ class AtticServer(pulumi.ComponentResource):
         )
 
         # --- tokens ---
-        self.ci_push_token = AtticToken(
-            f"{name}-ci-push-token",
-            subject=f"flywheel/{namespace}/ci-push",
-            grants={config.cache_name: CI_PUSH},
-            signing_key=self.jwt_signing_key.private_key_pem,
-            validity_seconds=validity,
-            rotation_window_seconds=rotation_window,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        def token(holder: str, permissions: Sequence[str]) -> AtticToken:
+            """A token for ``holder`` on this server's cache, signed with its JWT key and rotated before expiry."""
+            return AtticToken(
+                f"{name}-{holder}-token",
+                subject=f"flywheel/{namespace}/{holder}",
+                grants={config.cache_name: permissions},
+                signing_key=self.jwt_signing_key.private_key_pem,
+                validity_seconds=validity,
+                rotation_window_seconds=rotation_window,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.ci_push_token = token("ci-push", CI_PUSH)
         self.ci_token = pulumi.Output.secret(self.ci_push_token.token)
-        self.bootstrap_token = AtticToken(
-            f"{name}-cache-init-token",
-            subject=f"flywheel/{namespace}/cache-init",
-            grants={config.cache_name: CACHE_BOOTSTRAP},
-            signing_key=self.jwt_signing_key.private_key_pem,
-            validity_seconds=validity,
-            rotation_window_seconds=rotation_window,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.bootstrap_token = token("cache-init", CACHE_BOOTSTRAP)
 
         # --- migrations, then the API ---
         self.atticd_dependencies: list[pulumi.Resource] = [self.config_map, self.server_secret]
