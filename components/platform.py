@@ -110,7 +110,7 @@ class Platform(pulumi.ComponentResource):
             config.jobs_namespace,
             self.contract,
             self.gitlab_provider,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            opts=in_namespace,
             manager_namespace=config.namespace,
         )
         self.group_variables = GroupCiVariables(
@@ -132,7 +132,6 @@ class Platform(pulumi.ComponentResource):
         self._publish(self.ci_template.rendered_files)
         self.outputs["ci_component"] = self.ci_template.component
 
-        del in_namespace, on_gitlab  # (until every block above uses them)
         self.register_outputs(self.outputs)
 
     def _publish(self, files: dict[str, pulumi.Input[str]]) -> None:
