@@ -291,18 +291,14 @@ class AtticServer(pulumi.ComponentResource):
         # --- migrations, then the API ---
         self.atticd_dependencies: list[pulumi.Resource] = [self.config_map, self.server_secret]
         migrations_name = f"{name}-db-migrations-{checksum(config.image)[:10]}"
-        self.migrations = k8s.batch.v1.Job(
+        self.migrations = self._job(
             f"{name}-db-migrations",
-            metadata=self._metadata(migrations_name, "db-migrations"),
-            spec=k8s.batch.v1.JobSpecArgs(
-                # Retries with back-off also cover a database that is still starting.
-                backoff_limit=6,
-                active_deadline_seconds=MIGRATIONS_DEADLINE_SECONDS,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=standard_labels(name, "db-migrations")),
-                    spec=self.atticd_pod_spec(self.atticd_container("db-migrations"), restart_policy="Never"),
-                ),
-            ),
+            migrations_name,
+            "db-migrations",
+            self.atticd_pod_spec(self.atticd_container("db-migrations"), restart_policy="Never"),
+            # Retries with back-off also cover a database that is still starting.
+            backoff_limit=6,
+            deadline_seconds=MIGRATIONS_DEADLINE_SECONDS,
             opts=self._child(*self.atticd_dependencies, delete_before_replace=True),
         )
         self.deployment = self._api_deployment()
@@ -374,12 +370,9 @@ class AtticServer(pulumi.ComponentResource):
         )
 
     def atticd_pod_spec(self, container: k8s.core.v1.ContainerArgs, *, restart_policy: str) -> k8s.core.v1.PodSpecArgs:
-        return k8s.core.v1.PodSpecArgs(
-            containers=[container],
+        return self._pod_spec(
+            container,
             restart_policy=restart_policy,
-            automount_service_account_token=False,
-            enable_service_links=False,
-            security_context=restricted_pod_security(RUN_AS),
             volumes=[
                 k8s.core.v1.VolumeArgs(
                     name="config",
@@ -404,6 +397,46 @@ class AtticServer(pulumi.ComponentResource):
     def _metadata(self, object_name: pulumi.Input[str], component: str, **extra: Any) -> k8s.meta.v1.ObjectMetaArgs:
         return k8s.meta.v1.ObjectMetaArgs(
             name=object_name, namespace=self.namespace, labels=standard_labels(self.name, component), **extra
+        )
+
+    @staticmethod
+    def _pod_spec(
+        container: k8s.core.v1.ContainerArgs, *, restart_policy: str, volumes: list[k8s.core.v1.VolumeArgs]
+    ) -> k8s.core.v1.PodSpecArgs:
+        """Every pod of this server: one container, no API token, no service-link variables, running as RUN_AS."""
+        return k8s.core.v1.PodSpecArgs(
+            containers=[container],
+            restart_policy=restart_policy,
+            automount_service_account_token=False,
+            enable_service_links=False,
+            security_context=restricted_pod_security(RUN_AS),
+            volumes=volumes,
+        )
+
+    def _job(
+        self,
+        resource_name: str,
+        object_name: pulumi.Input[str],
+        component: str,
+        pod_spec: k8s.core.v1.PodSpecArgs,
+        *,
+        backoff_limit: int,
+        deadline_seconds: int,
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.batch.v1.Job:
+        """A one-shot Job of this server; its pod carries the labels of ``component``."""
+        return k8s.batch.v1.Job(
+            resource_name,
+            metadata=self._metadata(object_name, component),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=backoff_limit,
+                active_deadline_seconds=deadline_seconds,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=standard_labels(self.name, component)),
+                    spec=pod_spec,
+                ),
+            ),
+            opts=opts,
         )
 
     def _api_deployment(self) -> k8s.apps.v1.Deployment:
@@ -533,37 +566,23 @@ class AtticServer(pulumi.ComponentResource):
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=SCRATCH_DIR),
             ],
         )
-        return k8s.batch.v1.Job(
-            f"{name}-cache-init",
-            metadata=self._metadata(job_name, "cache-init"),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=4,
-                active_deadline_seconds=CACHE_INIT_DEADLINE_SECONDS,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=standard_labels(name, "cache-init")),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        containers=[container],
-                        restart_policy="Never",
-                        automount_service_account_token=False,
-                        enable_service_links=False,
-                        security_context=restricted_pod_security(RUN_AS),
-                        volumes=[
-                            k8s.core.v1.VolumeArgs(
-                                name="script",
-                                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{name}-cache-init-script"),
-                            ),
-                            k8s.core.v1.VolumeArgs(
-                                name="request",
-                                secret=k8s.core.v1.SecretVolumeSourceArgs(
-                                    secret_name=f"{name}-cache-init", default_mode=0o440
-                                ),
-                            ),
-                            k8s.core.v1.VolumeArgs(
-                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="16Mi")
-                            ),
-                        ],
-                    ),
-                ),
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="script",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=f"{name}-cache-init-script"),
             ),
+            k8s.core.v1.VolumeArgs(
+                name="request",
+                secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=f"{name}-cache-init", default_mode=0o440),
+            ),
+            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="16Mi")),
+        ]
+        return self._job(
+            f"{name}-cache-init",
+            job_name,
+            "cache-init",
+            self._pod_spec(container, restart_policy="Never", volumes=volumes),
+            backoff_limit=4,
+            deadline_seconds=CACHE_INIT_DEADLINE_SECONDS,
             opts=self._child(self.deployment, self.service, secret, script),
         )
