@@ -28,7 +28,7 @@ import yaml
 from components.ci_template import COMPONENT_FILE, render_component
 from components.config import CiTemplateConfig
 from tools import nix_lab
-from tools.bench.attic_lab import CACHE, AtticLab, attic_lab
+from tools.bench.attic_lab import CACHE, AtticLab, attic_lab, template_jobs
 from tools.bench.machine import GITLAB_CI_LOCAL
 from tools.bench.results import BenchContext, BenchResult, Chart, Table, Target
 from tools.bench.stats import Summary
@@ -36,7 +36,6 @@ from tools.bench.stats import Summary
 BUILD_JOB = "greedy:nix-build"
 JOBS = ("validate", BUILD_JOB, "deploy")
 VARIANTS = ("greedy", "conventional")
-NIX_BUILD_LINE = "$ nix --extra-experimental-features 'nix-command flakes' build"
 LINE = re.compile(r"^(?P<job>\S+)\s+(?P<rest>.*)$")
 
 
@@ -117,10 +116,18 @@ def write_project(directory: Path, pipeline: str, lab: AtticLab) -> None:
     subprocess.run([*git, "commit", "-q", "-m", "consumer"], cwd=directory, check=True)
 
 
-def parse_events(lines: Sequence[tuple[float, str]]) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Job start/end times and build-job marks from timestamped gitlab-ci-local output lines."""
+def parse_events(
+    lines: Sequence[tuple[float, str]], before_script_lines: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Job start/end times and build-job marks from timestamped gitlab-ci-local output lines.
+
+    gitlab-ci-local echoes each command as ``$ <command>``: the build job's script starts with the
+    command after its ``before_script_lines`` before_script commands; ``Running after script`` starts
+    the teardown.
+    """
     jobs: dict[str, list[float]] = {}
     marks: dict[str, float] = {}
+    commands = 0
     for at, line in lines:
         match = LINE.match(line)
         if not match or match.group("job") not in JOBS:
@@ -130,8 +137,10 @@ def parse_events(lines: Sequence[tuple[float, str]]) -> tuple[dict[str, list[flo
             jobs[job] = [at, at]
         elif rest.startswith("finished in") and job in jobs:
             jobs[job][1] = at
-        elif job == BUILD_JOB and rest.startswith(NIX_BUILD_LINE):
-            marks.setdefault("nix", at)
+        elif job == BUILD_JOB and rest.startswith("$ "):
+            commands += 1
+            if commands == before_script_lines + 1:
+                marks.setdefault("nix", at)
         elif job == BUILD_JOB and rest.startswith("Running after script"):
             marks.setdefault("after", at)
     return jobs, marks
@@ -175,7 +184,7 @@ def run_pipeline(
     returncode = process.wait()
     wall = time.monotonic() - started
     (work / "gitlab-ci-local.log").write_text("\n".join(f"{at - started:8.3f} {text}" for at, text in lines))
-    jobs, marks = parse_events(lines)
+    jobs, marks = parse_events(lines, len(template_jobs()[".greedy-attic"]["before_script"]))
     expected = {"validate"} if validation_fails and variant == "conventional" else set(JOBS)
     if validation_fails:
         expected.discard("deploy")
