@@ -242,23 +242,34 @@ README_TEXT = (
 )
 
 
+def _chart_in(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "simulation.png").write_bytes(b"\x89PNG stand-in bytes")
+    return out
+
+
 def test_readme_is_changed_only_between_the_markers(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_bytes(README_TEXT.encode())
-    report.update_readme(readme, sample_document(), tmp_path / "build" / "bench")
+    (tmp_path / "docs" / "bench").mkdir(parents=True)
+    (tmp_path / "docs" / "bench" / "stale.png").write_bytes(b"old chart")
+    report.update_readme(readme, sample_document(), _chart_in(tmp_path / "build" / "bench"))
     text = readme.read_text()
     head, rest = text.split(report.START_MARKER)
     body, tail = rest.split(report.END_MARKER)
     assert head == README_TEXT.split(report.START_MARKER)[0]
     assert tail == README_TEXT.split(report.END_MARKER)[1]
     assert "old figures" not in body and "Title of simulation" in body
-    assert "![A chart](build/bench/simulation.png)" in body  # relative to the README
+    # charts are copied beside the README (build/ is not committed) and linked relative to it
+    assert "![A chart](docs/bench/simulation.png)" in body
+    assert (tmp_path / "docs" / "bench" / "simulation.png").read_bytes() == b"\x89PNG stand-in bytes"
+    assert not (tmp_path / "docs" / "bench" / "stale.png").exists()
 
 
 def test_readme_update_is_idempotent(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(README_TEXT)
-    report.update_readme(readme, sample_document(), tmp_path / "out")
+    report.update_readme(readme, sample_document(), _chart_in(tmp_path / "out"))
     once = readme.read_text()
     report.update_readme(readme, sample_document(), tmp_path / "out")
     assert readme.read_text() == once

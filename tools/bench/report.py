@@ -7,7 +7,7 @@ everything outside them is left byte for byte as it was.
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,13 +108,24 @@ def replace_between_markers(text: str, body: str) -> str:
     return f"{head}{START_MARKER}\n{body.strip()}\n{END_MARKER}{tail}"
 
 
+README_CHARTS = Path("docs") / "bench"  # beside the README and committed: build/ is not
+
+
 def update_readme(readme: Path, document: dict[str, Any], out: Path) -> None:
-    """Rewrite the README's Performance section from ``document``; images linked relative to the README."""
+    """Rewrite the README's Performance section from ``document``; its charts are copied beside the README."""
     try:
         text = readme.read_text()
     except OSError as err:
         raise ReadmeMarkersError(f"cannot read {readme}: {err}") from None
-    image_dir = Path(os.path.relpath(out.resolve(), readme.resolve().parent)).as_posix()
-    updated = replace_between_markers(text, markdown(document, image_dir, heading_level=3))
+    updated = replace_between_markers(text, markdown(document, README_CHARTS.as_posix(), heading_level=3))
+    charts = readme.resolve().parent / README_CHARTS
+    charts.mkdir(parents=True, exist_ok=True)
+    linked = {c.file for v in document["benchmarks"].values() for c in BenchResult.from_json(v).charts}
+    for stale in charts.glob("*.png"):
+        if stale.name not in linked:
+            stale.unlink()
+    for name in sorted(linked):
+        if (out / name).exists():  # results kept from an earlier run may have their chart here already
+            shutil.copyfile(out / name, charts / name)
     if updated != text:
         readme.write_text(updated)
