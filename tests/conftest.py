@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tools.render import RenderResult, StackConfig, read_stack_file, run_program
+from tools.render import RenderResult, StackConfig, read_stack_file, registered_resources, run_program, run_under_mocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_STACK_FILE = ROOT / "Pulumi.dev.yaml"
@@ -70,6 +71,20 @@ def dev_value(key: str) -> Any:
 def render_stack(stack: StackConfig, name: str = "dev") -> RenderResult:
     """Run the real program under the mocks, in-process."""
     return run_program(name, stack)
+
+
+def register(build: Callable[[], object]) -> list[dict[str, Any]]:
+    """Run ``build`` (which constructs components, maybe async) alone under the mock monitor.
+
+    Returns what it registered, as the offline render records it (sorted by URN, secrets redacted).
+    """
+
+    async def main() -> None:
+        result = build()
+        if inspect.isawaitable(result):
+            await result
+
+    return registered_resources(run_under_mocks(main))
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from components.attic import (
     CONFIG_CHECKSUM_ANNOTATION,
@@ -32,8 +30,7 @@ from components.config import AtticConfig
 from components.kube import S3Access, S3Target, SecretKeyRef
 from components.nix_keys import PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, split_key
 from tests.k8s_schema import schema_errors
-from tools.mocks import FlywheelMocks, RecordingMonitor
-from tools.render import REDACTED, _resource_record, kubernetes_objects
+from tools.render import REDACTED, kubernetes_objects, registered_resources, run_under_mocks
 
 NAMESPACE = "flywheel"
 S3_ENDPOINT = "http://seaweedfs-s3.flywheel.svc.cluster.local:8333"  # stand-in for ObjectStorage.endpoint
@@ -107,9 +104,6 @@ class AtticRun:
 def run_attic(overrides: dict[str, Any] | None = None, *, with_gc: bool = True) -> AtticRun:
     """Build AtticServer (and the GC worker) under the mocks; collect manifests and resolved values."""
     config = AtticConfig.model_validate({**DEV_ATTIC, **(overrides or {})})
-    mocks = FlywheelMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="flywheel", stack="unit", preview=False, monitor=monitor)
     values: dict[str, Any] = {}
     secret: dict[str, bool] = {}
     secret_data: dict[str, dict[str, str]] = {}
@@ -141,8 +135,7 @@ def run_attic(overrides: dict[str, Any] | None = None, *, with_gc: bool = True) 
             secret_data[await resource.metadata.name.future()] = await resource.string_data.future()
         secret_data["attic-cache-init"] = await server.cache_init_secret.string_data.future()
 
-    _sync_await(run_pulumi_func(main))
-    resources = [_resource_record(r) for r in monitor.registrations]
+    resources = registered_resources(run_under_mocks(main, "unit"))
     return AtticRun(resources, kubernetes_objects(resources), values, secret, secret_data, built["server"])
 
 

@@ -6,13 +6,10 @@ manifests are validated against the official Kubernetes 1.31 schemas (strict).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 from pydantic import ValidationError
 
 from components.bazel_cache import (
@@ -25,22 +22,10 @@ from components.bazel_cache import (
 from components.config import BazelCacheConfig
 from components.config_types import parse_quantity
 from components.kube import S3Access, S3Target
+from tests.conftest import register
 from tests.k8s_schema import schema_errors
 from tests.test_config import problems_for, with_change
-from tools.mocks import FlywheelMocks, RecordingMonitor
-from tools.render import _resource_record, kubernetes_objects
-
-
-def register(build: Callable[[], object]) -> list[dict[str, Any]]:
-    """Run ``build`` under the mock monitor; the resources it registered, as the offline render records them."""
-    monitor = RecordingMonitor(FlywheelMocks())
-    pulumi.runtime.set_mocks(FlywheelMocks(), project="flywheel", stack="test", preview=False, monitor=monitor)
-
-    async def main() -> None:
-        build()
-
-    _sync_await(run_pulumi_func(main))
-    return sorted((_resource_record(r) for r in monitor.registrations), key=lambda r: r["urn"])
+from tools.render import kubernetes_objects
 
 
 def build_cache(

@@ -13,17 +13,15 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from components.config import ExtraVariable, GitlabConfig
 from components.config_types import GITLAB_MASKABLE
 from components.contract import CacheContract
 from components.gitlab_variables import GroupCiVariables, group_variables, require_maskable
-from tests.conftest import dev_value
+from tests.conftest import dev_value, register
 from tests.test_config import problems_for, with_change
-from tools.mocks import FlywheelMocks, RecordingMonitor, _fake_jwt
-from tools.render import REDACTED, RenderConfigError, _resource_record
+from tools.mocks import _fake_jwt
+from tools.render import REDACTED, RenderConfigError
 
 CONTRACT = CacheContract(
     attic_url="https://attic.example.com",
@@ -37,18 +35,6 @@ MASKED_EXTRA = "deploy-key-value-do-not-leak-4e1b"
 
 def gitlab_config(**extra: Any) -> GitlabConfig:
     return GitlabConfig.model_validate({**dev_value("gitlab"), **extra})
-
-
-def register(build: Callable[[], object]) -> list[dict[str, Any]]:
-    """Run ``build`` under the mock monitor; the resources it registered, as the offline render records them."""
-    monitor = RecordingMonitor(FlywheelMocks())
-    pulumi.runtime.set_mocks(FlywheelMocks(), project="flywheel", stack="test", preview=False, monitor=monitor)
-
-    async def main() -> None:
-        build()
-
-    _sync_await(run_pulumi_func(main))
-    return sorted((_resource_record(r) for r in monitor.registrations), key=lambda r: r["urn"])
 
 
 def build_variables(gitlab: GitlabConfig, token: str = PUSH_TOKEN) -> dict[str, dict[str, Any]]:

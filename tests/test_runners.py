@@ -13,10 +13,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import rpc
-from pulumi.runtime.rpc import wrap_rpc_secret
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from components.config import GitlabConfig, JobsQuota, RunnerFleetConfig, RunnerPoolConfig
 from components.contract import CacheContract
@@ -32,11 +28,11 @@ from components.runners import (
     render_config_toml,
 )
 from policies.evaluate import evaluate_resources
-from tests.conftest import dev_value
+from tests.conftest import dev_value, register
 from tests.k8s_schema import schema_errors
 from tests.test_config import problems_for, with_change
-from tools.mocks import FlywheelMocks, RecordingMonitor, Registration
-from tools.render import REDACTED, _resource_record, kubernetes_objects
+from tools.mocks import FlywheelMocks
+from tools.render import REDACTED, kubernetes_objects
 
 CONTRACT = CacheContract(
     attic_url="https://attic.example.com",
@@ -200,33 +196,6 @@ def test_quota_shortfalls_are_reported_per_resource() -> None:
 
 
 # --- the fleet under mocks ------------------------------------------------------------------------
-
-
-def register(build: Callable[[], object]) -> list[dict[str, Any]]:
-    """Run ``build`` under the mock monitor; the resources it registered, as the offline render records them."""
-    monitor = RecordingMonitor(FlywheelMocks())
-    pulumi.runtime.set_mocks(FlywheelMocks(), project="flywheel", stack="test", preview=False, monitor=monitor)
-
-    async def main() -> None:
-        result = build()
-        if result is not None:
-            await result  # type: ignore[misc]
-
-    _sync_await(run_pulumi_func(main))
-    return sorted((_resource_record(_per_key_secrets(r)) for r in monitor.registrations), key=lambda r: r["urn"])
-
-
-def _per_key_secrets(registration: Registration) -> Registration:
-    """A Secret's data map made secret as a whole (one secret value taints the map) -> one secret per key.
-
-    The engine gets the same keys either way; this keeps the keys visible and the values redacted.
-    """
-    inputs = dict(registration.inputs)
-    for field in ("data", "stringData"):
-        value = inputs.get(field)
-        if registration.type == "kubernetes:core/v1:Secret" and rpc.is_rpc_secret(value):
-            inputs[field] = {key: wrap_rpc_secret(item) for key, item in value["value"].items()}
-    return registration._replace(inputs=inputs)
 
 
 def build_fleet(

@@ -26,7 +26,7 @@ from components.storage import (
 from tests.conftest import ROOT, StackConfig, dev_stack, dev_value, require_binary, require_tool, stack_with
 from tests.k8s_schema import schema_errors
 from tools.mocks import mock_outputs
-from tools.render import REDACTED, RenderResult, kubernetes_objects
+from tools.render import REDACTED, RenderResult, kubernetes_objects, run_under_mocks
 
 if TYPE_CHECKING:  # imported by pytest_plugins below (so its asserts are rewritten)
     from tests.s3_servers import S3Server
@@ -92,14 +92,7 @@ def run_unredacted(stack: StackConfig) -> tuple[dict[str, dict[str, Any]], dict[
     The render redacts secrets; checking that the right secret lands in the right Secret needs the raw values.
     """
     import pulumi
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
 
-    from tools.mocks import FlywheelMocks, RecordingMonitor
-
-    monitor = RecordingMonitor(FlywheelMocks())
-    pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
-    pulumi.runtime.set_mocks(FlywheelMocks(), project="flywheel", stack="dev", preview=False, monitor=monitor)
     outputs: dict[str, Any] = {}
 
     async def main() -> None:
@@ -107,7 +100,7 @@ def run_unredacted(stack: StackConfig) -> tuple[dict[str, dict[str, Any]], dict[
         for key, value in program["platform"].outputs.items():
             outputs[key] = await pulumi.Output.from_input(value).future()
 
-    _sync_await(run_pulumi_func(main))
+    monitor = run_under_mocks(main, "dev", stack)
     return {r.name: {"type": r.type, **_unwrap(r.inputs)} for r in monitor.registrations}, outputs
 
 
@@ -228,15 +221,10 @@ def test_consumers_get_their_own_credential_secrets() -> None:
 @pytest.mark.parametrize("backend", ["seaweedfs", "s3"])
 def test_each_consumer_target_carries_its_own_identity_and_only_bazel_gets_the_prefix(backend: str) -> None:
     import pulumi
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
 
     from components.storage import ObjectStorage
-    from tools.mocks import FlywheelMocks, RecordingMonitor
 
     config = StorageConfig.model_validate(dev_value("storage") if backend == "seaweedfs" else S3_STORAGE)
-    mocks = FlywheelMocks()
-    pulumi.runtime.set_mocks(mocks, project="flywheel", stack="test", preview=False, monitor=RecordingMonitor(mocks))
     seen: dict[str, Any] = {}
 
     async def main() -> None:
@@ -245,7 +233,7 @@ def test_each_consumer_target_carries_its_own_identity_and_only_bazel_gets_the_p
             endpoint = await pulumi.Output.from_input(target.endpoint).future()
             seen[consumer] = (endpoint, target.region, target.bucket, target.access.secret_name, target.prefix)
 
-    _sync_await(run_pulumi_func(main))
+    run_under_mocks(main)
     endpoint = (
         "http://seaweedfs-s3.flywheel.svc.cluster.local:8333" if backend == "seaweedfs" else S3_STORAGE["endpoint"]
     )

@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,18 +116,37 @@ def validate_config(stack: StackConfig) -> None:
 # --- running the program under mocks -----------------------------------------------------------
 
 
-def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor | None = None) -> RenderResult:
-    """Run ``__main__.py`` under the mock monitor and collect what it registered."""
+def run_under_mocks(
+    main: Callable[[], Awaitable[None]],
+    stack_name: str = "test",
+    stack: StackConfig | None = None,
+    monitor: RecordingMonitor | None = None,
+) -> RecordingMonitor:
+    """Run ``main`` as a Pulumi program under the mock monitor (with ``stack``'s config); the monitor it used."""
     import pulumi
-    from pulumi.runtime.settings import get_root_resource
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
     from tools.mocks import FlywheelMocks, RecordingMonitor
 
     monitor = monitor or RecordingMonitor(FlywheelMocks())
-    pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
+    if stack is not None:
+        pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
+    _sync_await(run_pulumi_func(main))
+    return monitor
+
+
+def registered_resources(monitor: RecordingMonitor) -> list[dict[str, Any]]:
+    """What the monitor recorded, as resources.json holds it (sorted by URN, secrets redacted)."""
+    return sorted((_resource_record(r) for r in monitor.registrations), key=lambda r: r["urn"])
+
+
+def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor | None = None) -> RenderResult:
+    """Run ``__main__.py`` under the mock monitor and collect what it registered."""
+    import pulumi
+    from pulumi.runtime.settings import get_root_resource
+
     program: dict[str, Any] = {}
     files: dict[str, str] = {}
     outputs: dict[str, Any] = {}
@@ -145,11 +165,10 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     try:
-        _sync_await(run_pulumi_func(main))
+        monitor = run_under_mocks(main, stack_name, stack, monitor)
     except pulumi.RunError as err:
         raise RenderConfigError(str(err).splitlines()[1:] or [str(err)]) from None
-    resources = sorted((_resource_record(r) for r in monitor.registrations), key=lambda r: r["urn"])
-    return RenderResult(resources, files, _plain(outputs))
+    return RenderResult(registered_resources(monitor), files, _plain(outputs))
 
 
 def _engine_urn(urn: str) -> str:
