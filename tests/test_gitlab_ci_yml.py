@@ -1,8 +1,8 @@
 """.gitlab-ci.yml (this repository's own pipeline): the official GitLab CI schema, its structure, which jobs
 each kind of pipeline gets (real gitlab-ci-local), and real runs of the render job and of the preview
 job's offline path (gitlab-ci-local's shell executor, a local git origin, the GitLab stand-in of
-tests/test_mr_note.py). The `pulumi preview`/`pulumi up` path itself needs the Pulumi CLI and a cluster,
-which this machine does not have."""
+tests/test_mr_note.py), and the plan -> deploy hand-over with a stand-in `pulumi` script. The real
+`pulumi preview`/`pulumi up` path needs the Pulumi CLI and a cluster, which this machine does not have."""
 
 from __future__ import annotations
 
@@ -86,20 +86,20 @@ def test_the_schema_check_catches_a_broken_file(tmp_path: Path) -> None:
 # --- structure -------------------------------------------------------------------------------------
 
 
-def test_every_stack_file_has_a_preview_and_a_deploy_job() -> None:
+def test_every_stack_file_has_a_preview_a_plan_and_a_deploy_job() -> None:
     assert "dev" in STACKS
     jobs = pipeline()
     resource_groups = set()
     for stack in STACKS:
-        preview, deploy = job(f"preview:{stack}"), job(f"deploy:{stack}")
-        assert preview["variables"]["STACK"] == stack and deploy["variables"]["STACK"] == stack
+        preview, plan, deploy = job(f"preview:{stack}"), job(f"plan:{stack}"), job(f"deploy:{stack}")
+        assert {preview["variables"]["STACK"], plan["variables"]["STACK"], deploy["variables"]["STACK"]} == {stack}
         assert deploy["environment"]["name"] == stack
         # a literal per-stack lock: variables in resource_group are not expanded reliably by GitLab
         assert stack in deploy["resource_group"] and "$" not in deploy["resource_group"]
         resource_groups.add(deploy["resource_group"])
     assert len(resource_groups) == len(STACKS)
-    per_stack = {n for n in jobs if n.startswith(("preview:", "deploy:"))}
-    assert per_stack == {f"{kind}:{stack}" for kind in ("preview", "deploy") for stack in STACKS}
+    per_stack = {n for n in jobs if n.startswith(("preview:", "plan:", "deploy:"))}
+    assert per_stack == {f"{kind}:{stack}" for kind in ("preview", "plan", "deploy") for stack in STACKS}
 
 
 def test_jobs_run_what_the_issue_asks() -> None:
@@ -115,17 +115,45 @@ def test_jobs_run_what_the_issue_asks() -> None:
     assert '-m tools.mr_note --stack "$STACK" --preview-json' in preview
     assert '-m tools.mr_note --stack "$STACK" --render-head' in preview
     assert job("preview:dev")["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    plan = script("plan:dev")
+    assert (
+        'pulumi preview --stack "$STACK" --diff --policy-pack policies --non-interactive --color never'
+        ' --save-plan "build/plan/$STACK.json" >"build/plan/$STACK.txt" 2>&1'
+        in " ".join(plan.replace("\\\n", " ").split())
+    )
+    assert 'cat "build/plan/$STACK.txt"' in plan  # the diff is in the log the deployer reviews
+    [plan_rule] = job("plan:dev")["rules"]
+    assert "when" not in plan_rule and "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in plan_rule["if"]
     deploy = job("deploy:dev")
-    assert deploy["script"] == [
+    assert deploy["script"][-1] == (
         'pulumi up --stack "$STACK" --yes --policy-pack policies --non-interactive --diff --color never'
-    ]
+        ' --plan "build/plan/$STACK.json"'
+    )
     [rule] = deploy["rules"]
-    assert rule["when"] == "manual" and "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in rule["if"]
+    assert rule["when"] == "manual" and rule["if"] == plan_rule["if"]
     assert deploy["interruptible"] is False
 
 
+def test_every_deploy_applies_the_plan_of_its_own_pipeline() -> None:
+    """deploy:<stack> needs plan:<stack> (so the plan is this pipeline's, this commit's) with its artifacts,
+    and passes exactly the file the plan job saved and keeps to `pulumi up --plan`."""
+    for stack in STACKS:
+        plan, deploy = job(f"plan:{stack}"), job(f"deploy:{stack}")
+        plan_file = "build/plan/$STACK.json"
+        assert f'--save-plan "{plan_file}"' in script(f"plan:{stack}")
+        assert any(plan_file.startswith(path) for path in plan["artifacts"]["paths"])
+        assert plan["artifacts"]["when"] == "always" and plan["artifacts"]["expire_in"]
+        assert plan["artifacts"]["access"] == "developer"  # the plan holds the stack's values
+        up = deploy["script"][-1]
+        assert up.startswith("pulumi up ") and f'--plan "{plan_file}"' in up and "--yes" in up
+        assert not any("pulumi up" in line for line in deploy["script"][:-1])  # no other, unplanned `up`
+        needs = {need["job"]: need for need in deploy["needs"]}
+        assert needs[f"plan:{stack}"].get("artifacts", True) is True
+        assert {"test", "render"} <= set(needs) and "pipeline" not in needs[f"plan:{stack}"]
+
+
 def test_images_are_pinned() -> None:
-    for name in ("test", "render", "preview:dev", "deploy:dev"):
+    for name in ("test", "render", "preview:dev", "plan:dev", "deploy:dev"):
         image = job(name)["image"]
         _, _, tag = image.partition(":")
         assert tag and tag != "latest" and any(c.isdigit() for c in tag), image
@@ -165,9 +193,14 @@ def project_copy(target: Path) -> Path:
     return target
 
 
-def gitlab_ci_local(cwd: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess[str]:
+def gitlab_ci_local(
+    cwd: Path, *args: str, timeout: int = 240, path: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs gitlab-ci-local in cwd; `path` is put first on the jobs' PATH (the shell executor inherits it)."""
     tool = require_tool("gitlab-ci-local")
     env = {**os.environ, "GCL_IGNORE_PREDEFINED_VARS": PREDEFINED}
+    if path is not None:
+        env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
     env.pop("CI", None)
     return subprocess.run(
         [tool, "--no-color", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout, check=False
@@ -189,7 +222,7 @@ def test_each_kind_of_pipeline_gets_its_jobs(tmp_path: Path) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "ci")
     push = listed(repo)
-    assert push == {"test": "on_success", "render": "on_success", "deploy:dev": "manual"}
+    assert push == {"test": "on_success", "render": "on_success", "plan:dev": "on_success", "deploy:dev": "manual"}
     merge_request = listed(repo, "CI_PIPELINE_SOURCE=merge_request_event")
     assert merge_request == {"test": "on_success", "render": "on_success", "preview:dev": "on_success"}
     git(repo, "checkout", "-q", "-b", "feature")
@@ -208,6 +241,8 @@ def test_expanded_pipeline_keeps_the_deploy_lock_and_environment(tmp_path: Path)
     assert deploy["resource_group"] == "pulumi-dev" and deploy["environment"]["name"] == "dev"
     assert deploy["image"]["name"] == job("deploy:dev")["image"]
     assert deploy["before_script"] == job("deploy:dev")["before_script"]
+    assert {"job": "plan:dev", "artifacts": True, "optional": False} in deploy["needs"]
+    assert expanded["plan:dev"]["artifacts"]["paths"] == ["build/plan/"]
 
 
 # --- real job runs ---------------------------------------------------------------------------------
@@ -273,3 +308,87 @@ def test_preview_job_without_credentials_posts_the_offline_diff(tmp_path: Path) 
     assert "to delete" not in body.splitlines()[4]
     assert (repo / "build/preview/dev.md").read_text() == body
     assert git(repo, "worktree", "list").count("\n") == 1  # the base checkout is cleaned up
+
+
+# A stand-in for the Pulumi CLI (this machine has neither the CLI nor a cluster): it logs its arguments,
+# `preview --save-plan P` writes a plan with a unique nonce to P and prints a diff, `up --plan P` prints
+# the plan it was given. STAND_IN_PREVIEW_FAILS makes the preview fail like a policy violation would.
+PULUMI_STAND_IN = r"""#!/usr/bin/env bash
+echo "pulumi $*" >>"$PULUMI_STAND_IN_LOG"
+command=$1
+while [ $# -gt 0 ]; do
+  case "$1" in --save-plan|--plan) plan=$2 ;; esac
+  shift
+done
+case "$command" in
+  preview)
+    echo "+ kubernetes:core/v1:Namespace flywheel create"
+    if [ -n "${STAND_IN_PREVIEW_FAILS:-}" ]; then echo "error: mandatory policy violated"; exit 255; fi
+    printf '{"nonce": "%s"}\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$plan"
+    ;;
+  up) echo "applying plan $(cat "$plan")" ;;
+esac
+"""
+
+
+@pytest.mark.slow
+def test_deploy_applies_the_plan_job_artifact_with_a_pulumi_stand_in(tmp_path: Path) -> None:
+    """plan:dev then deploy:dev in gitlab-ci-local's shell executor with artifact isolation (each job in its
+    own copy of the repository, so the plan reaches deploy only as plan:dev's artifact through `needs`),
+    with a stand-in `pulumi` script: deploy hands exactly the saved plan to `pulumi up --plan`; without a
+    plan, or without credentials, nothing runs and the job says why."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(PULUMI_STAND_IN)
+    (bin_dir / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy2(CI_FILE, repo / ".gitlab-ci.yml")
+    (repo / ".venv").symlink_to(ROOT / ".venv")  # committed: the isolated job copies get it too
+    (repo / ".gitignore").write_text("build/\n.gitlab-ci-local/\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "ci")
+    base = ["--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source"]
+    base += ["--variable", f"PULUMI_STAND_IN_LOG={log}"]
+    credentials = ["--variable", "PULUMI_BACKEND_URL=file:///state", "--variable", "KUBECONFIG=/kubeconfig"]
+
+    def run(*args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        log.write_text("")
+        result = gitlab_ci_local(repo, *base, *args, path=bin_dir)
+        return result, log.read_text().splitlines()
+
+    result, calls = run(*credentials, "plan:dev")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert calls == [
+        "pulumi preview --stack dev --diff --policy-pack policies --non-interactive --color never"
+        " --save-plan build/plan/dev.json"
+    ]
+    assert "plan:dev > + kubernetes:core/v1:Namespace flywheel create" in result.stdout  # the diff, in the log
+    assert not (repo / "build").exists()  # isolated: the plan exists only as the job's artifact
+    artifacts = repo / ".gitlab-ci-local/artifacts/planOgdev/build/plan"
+    plan = (artifacts / "dev.json").read_text().strip()
+    assert (artifacts / "dev.txt").read_text() == "+ kubernetes:core/v1:Namespace flywheel create\n"
+
+    result, calls = run(*credentials, "deploy:dev")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert calls == [
+        "pulumi up --stack dev --yes --policy-pack policies --non-interactive --diff --color never"
+        " --plan build/plan/dev.json"
+    ]
+    assert f"deploy:dev > applying plan {plan}" in result.stdout
+
+    shutil.rmtree(artifacts)  # the plan failed or expired
+    result, calls = run(*credentials, "deploy:dev")
+    assert result.returncode == 1 and calls == []
+    assert "deploy: no plan build/plan/dev.json from plan:dev of this pipeline" in result.stdout
+
+    result, calls = run(*credentials, "--variable", "STAND_IN_PREVIEW_FAILS=1", "plan:dev")
+    assert result.returncode == 1 and len(calls) == 1
+    assert "plan:dev > error: mandatory policy violated" in result.stdout
+    assert "mandatory policy violated" in (artifacts / "dev.txt").read_text()  # kept for the reviewer
+
+    result, calls = run("plan:dev")
+    assert result.returncode == 1 and calls == []
+    assert "plan: PULUMI_BACKEND_URL and KUBECONFIG must be set" in result.stdout
