@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from pulumi.errors import RunError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
 
 from components.config_types import (
     AtticCacheName,
@@ -31,6 +31,7 @@ from components.config_types import (
     Image,
     Quantity,
     check_maskable,
+    config_problem,
     parse_humantime,
     parse_quantity,
 )
@@ -45,17 +46,16 @@ DAY_SECONDS = 86400
 MAX_RETENTION_SECONDS = 2**32 - 1  # Attic keeps a cache's retention period as u32 seconds
 
 
-class ConfigError(Exception):
-    """The stack configuration is invalid; ``problems`` holds one user-facing line each."""
+class ConfigError(RunError):
+    """The stack configuration is invalid; ``problems`` holds one user-facing line each.
+
+    A RunError (like the SDK's own ConfigMissingError): Pulumi prints its message, one line per
+    problem, and no traceback.
+    """
 
     def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__("invalid stack configuration:\n" + "\n".join(problems))
         self.problems = list(problems)
-
-
-def _problem(message: str, expected: str, key: str | None = None) -> PydanticCustomError:
-    """A config error; ``key`` names the offending field when a model-level check raises it."""
-    return PydanticCustomError("flywheel", message, {"expected": expected, "key": key})
 
 
 class Model(BaseModel):
@@ -84,7 +84,9 @@ class ExtraVariable(Model):
     @model_validator(mode="after")
     def _maskable(self) -> ExtraVariable:
         if self.hidden and not self.masked:
-            raise _problem("hidden variables must also be masked", "masked: true alongside hidden: true", "masked")
+            raise config_problem(
+                "hidden variables must also be masked", "masked: true alongside hidden: true", "masked"
+            )
         if self.masked:
             check_maskable(self.value)
         return self
@@ -115,12 +117,12 @@ class GitlabConfig(Model):
     def _not_reserved(cls, value: dict[str, ExtraVariable]) -> dict[str, ExtraVariable]:
         for key in value:
             if key in CONTRACT_RUNNER_KEYS:
-                raise _problem(
+                raise config_problem(
                     f"'{key}' would override the value the runners inject and break the cache contract",
                     "any key except BAZEL_REMOTE_CACHE and GF_BAZEL_SUBSTRATE_MODE",
                 )
             if key in PLATFORM_GROUP_KEYS:
-                raise _problem(
+                raise config_problem(
                     f"'{key}' is set by the platform from the Attic server's outputs",
                     "any key except " + ", ".join(sorted(PLATFORM_GROUP_KEYS)),
                 )
@@ -168,7 +170,9 @@ class StorageConfig(Model):
     def _backend_fields(self) -> StorageConfig:
         if self.backend == "seaweedfs":
             if self.size is None:
-                raise _problem("backend 'seaweedfs' needs 'size' (its volume size)", "a quantity like '100Gi'", "size")
+                raise config_problem(
+                    "backend 'seaweedfs' needs 'size' (its volume size)", "a quantity like '100Gi'", "size"
+                )
             misplaced = [
                 key
                 for key, value in (
@@ -179,20 +183,20 @@ class StorageConfig(Model):
                 if value is not None
             ]
             if misplaced:
-                raise _problem(
+                raise config_problem(
                     "'endpoint', 'credentials' and 'bazelCredentials' belong to backend 's3'",
                     "none of them with backend 'seaweedfs' (the program generates its identities)",
                     misplaced[0],
                 )
         else:
             if self.credentials is None:
-                raise _problem(
+                raise config_problem(
                     "backend 's3' needs 'credentials'",
                     "{accessKeyId, secretAccessKey} set with `pulumi config set --secret`",
                     "credentials",
                 )
             if self.size is not None:
-                raise _problem("'size' belongs to backend 'seaweedfs'", "no size with backend 's3'", "size")
+                raise config_problem("'size' belongs to backend 'seaweedfs'", "no size with backend 's3'", "size")
         return self
 
 
@@ -219,11 +223,11 @@ class DatabaseConfig(Model):
     def _backend_fields(self) -> DatabaseConfig:
         if self.backend == "external":
             if self.url is None:
-                raise _problem("backend 'external' needs 'url'", "a postgres:// DSN set as secret config", "url")
+                raise config_problem("backend 'external' needs 'url'", "a postgres:// DSN set as secret config", "url")
             if not self.url.get_secret_value().startswith(("postgres://", "postgresql://")):
-                raise _problem("'url' is not a PostgreSQL DSN", "a postgres:// or postgresql:// DSN", "url")
+                raise config_problem("'url' is not a PostgreSQL DSN", "a postgres:// or postgresql:// DSN", "url")
         elif self.url is not None:
-            raise _problem("'url' belongs to backend 'external'", "no url with backend 'cnpg'", "url")
+            raise config_problem("'url' belongs to backend 'external'", "no url with backend 'cnpg'", "url")
         return self
 
 
@@ -239,7 +243,7 @@ class Chunking(Model):
     @model_validator(mode="after")
     def _ordered(self) -> Chunking:
         if not self.min_size <= self.avg_size <= self.max_size:
-            raise _problem(
+            raise config_problem(
                 f"chunk sizes are out of order (min {self.min_size}, avg {self.avg_size}, max {self.max_size})",
                 "minSize <= avgSize <= maxSize",
                 "avgSize",
@@ -260,9 +264,9 @@ class GarbageCollection(Model):
     @classmethod
     def _at_least_a_day(cls, value: str) -> str:
         if parse_humantime(value) < DAY_SECONDS:
-            raise _problem("retention is shorter than one day", "a humantime duration of at least '1 day'")
+            raise config_problem("retention is shorter than one day", "a humantime duration of at least '1 day'")
         if parse_humantime(value) > MAX_RETENTION_SECONDS:
-            raise _problem("retention is longer than Attic can store", "at most '136 years' (2^32-1 seconds)")
+            raise config_problem("retention is longer than Attic can store", "at most '136 years' (2^32-1 seconds)")
         return value
 
     @property
@@ -289,7 +293,7 @@ class Resources(Model):
 
 def _check_within(request_key: str, request: str, limit_key: str, limit: str | None) -> None:
     if limit is not None and parse_quantity(request) > parse_quantity(limit):
-        raise _problem(
+        raise config_problem(
             f"{request_key} {request} exceeds {limit_key} {limit}", f"{request_key} <= {limit_key}", request_key
         )
 
@@ -329,7 +333,7 @@ class AtticConfig(Model):
     @model_validator(mode="after")
     def _rotation_inside_validity(self) -> AtticConfig:
         if parse_humantime(self.token_rotation_window) >= parse_humantime(self.token_validity):
-            raise _problem(
+            raise config_problem(
                 f"tokenRotationWindow '{self.token_rotation_window}' is not shorter than "
                 f"tokenValidity '{self.token_validity}'",
                 "tokenRotationWindow < tokenValidity",
@@ -361,7 +365,7 @@ class BazelCacheConfig(Model):
     def _volume_holds_cache(self) -> BazelCacheConfig:
         needed_gib = self.min_storage_gib
         if parse_quantity(self.storage_size) < needed_gib * 2**30:
-            raise _problem(
+            raise config_problem(
                 f"storageSize '{self.storage_size}' cannot hold maxSizeGiB {self.max_size_gib} with 10% headroom "
                 "(bazel-remote would be evicted when the cache fills)",
                 f"storageSize of at least '{needed_gib}Gi'",
@@ -397,7 +401,7 @@ class RunnerPoolConfig(Model):
     @classmethod
     def _tags_unique(cls, value: list[str]) -> list[str]:
         if any(not tag for tag in value) or len(set(value)) != len(value):
-            raise _problem("tags must be non-empty and unique", "a list of distinct, non-empty tag names")
+            raise config_problem("tags must be non-empty and unique", "a list of distinct, non-empty tag names")
         return value
 
     @field_validator("environment")
@@ -406,7 +410,7 @@ class RunnerPoolConfig(Model):
         owned = CONTRACT_RUNNER_KEYS | (PLATFORM_GROUP_KEYS - {"ATTIC_TOKEN"})
         clash = sorted(owned & value.keys())
         if clash:
-            raise _problem(
+            raise config_problem(
                 f"{', '.join(clash)} is injected from the cache contract",
                 "keys other than " + ", ".join(sorted(owned)),
             )
@@ -489,7 +493,7 @@ class PlatformConfig(Model):
         names = [pool.name for pool in value]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise _problem(f"pool names repeat: {', '.join(duplicates)}", "a unique name per pool")
+            raise config_problem(f"pool names repeat: {', '.join(duplicates)}", "a unique name per pool")
         return value
 
     @property
@@ -559,6 +563,13 @@ def load_platform_config(raw: Mapping[str, Any], secret_keys: Sequence[str] = ()
     return config
 
 
+def namespace_values(values: Mapping[str, Any], secret_keys: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """The ``flywheel:*`` entries of a whole stack config (prefix removed), and which of them are secret."""
+    prefix = f"{NAMESPACE}:"
+    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+    return raw, sorted(k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix))
+
+
 def load_from_pulumi() -> PlatformConfig:
     """Read the ``flywheel:`` namespace from the running Pulumi program's config."""
     from pulumi.runtime import config as runtime_config
@@ -566,9 +577,7 @@ def load_from_pulumi() -> PlatformConfig:
     # The language host passes config in PULUMI_CONFIG; mocks and the automation API set it in-process.
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
-    prefix = f"{NAMESPACE}:"
-    raw = {k[len(prefix) :]: v for k, v in everything.items() if k.startswith(prefix)}
-    return load_platform_config(raw, sorted(k[len(prefix) :] for k in secret_keys if k.startswith(prefix)))
+    return load_platform_config(*namespace_values(everything, secret_keys))
 
 
 def _describe(error: Any, hidden: set[tuple[str, ...]]) -> str:
@@ -590,12 +599,8 @@ def _describe(error: Any, hidden: set[tuple[str, ...]]) -> str:
     elif kind == "literal_error":
         message, expected = "not an allowed value", f"one of {context['expected']}"
     elif kind in _EXPECTED_BY_TYPE:
-        message, expected = (
-            f"not {_EXPECTED_BY_TYPE[kind].format(**context)}",
-            _EXPECTED_BY_TYPE[kind].format(**context),
-        )
-        if kind.startswith(("too_short", "string_too_short")):
-            message = "too short"
+        expected = _EXPECTED_BY_TYPE[kind].format(**context)
+        message = "too short" if kind in {"too_short", "string_too_short"} else f"not {expected}"
     elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         bound = next(iter(context.values()))
         relation = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]

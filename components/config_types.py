@@ -68,13 +68,15 @@ CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
 )
 
 
-def _fail(message: str, expected: str) -> PydanticCustomError:
-    return PydanticCustomError("flywheel", message, {"expected": expected})
+def config_problem(message: str, expected: str, key: str | None = None) -> PydanticCustomError:
+    """A config error: what is wrong and what is allowed. ``key`` names the offending field when a
+    model-level check (which pydantic reports at the model's path) raises it."""
+    return PydanticCustomError("flywheel", message, {"expected": expected, "key": key})
 
 
 def check_dns_label(value: str) -> str:
     if len(value) > 63 or not DNS1123_LABEL.match(value):
-        raise _fail(
+        raise config_problem(
             "not a DNS-1123 label",
             "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
         )
@@ -83,7 +85,7 @@ def check_dns_label(value: str) -> str:
 
 def check_hostname(value: str) -> str:
     if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
-        raise _fail("not a DNS host name", "a lowercase DNS name such as 'attic.example.com'")
+        raise config_problem("not a DNS host name", "a lowercase DNS name such as 'attic.example.com'")
     return value
 
 
@@ -99,7 +101,7 @@ def check_quantity(value: str) -> str:
     try:
         parse_quantity(value)
     except ValueError:
-        raise _fail(
+        raise config_problem(
             "not a Kubernetes quantity", "a number with an optional suffix such as '500m', '2', '512Mi', '10Gi'"
         ) from None
     return value
@@ -122,7 +124,7 @@ def check_humantime(value: str) -> str:
     try:
         parse_humantime(value)
     except ValueError:
-        raise _fail(
+        raise config_problem(
             "not a duration",
             "a humantime duration such as '30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y)",
         ) from None
@@ -133,10 +135,10 @@ def check_cron(value: str) -> str:
     fields = value.split()
     expected = "a 5-field cron expression 'minute hour day-of-month month day-of-week', such as '15 3 * * *'"
     if len(fields) != 5:
-        raise _fail(f"has {len(fields)} fields, not 5", expected)
+        raise config_problem(f"has {len(fields)} fields, not 5", expected)
     for text, (field_name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
         if not _cron_field_ok(text, low, high, names):
-            raise _fail(f"invalid {field_name} field '{text}' (allowed {low}-{high})", expected)
+            raise config_problem(f"invalid {field_name} field '{text}' (allowed {low}-{high})", expected)
     return value
 
 
@@ -181,13 +183,13 @@ def check_bucket_name(value: str) -> str:
     except ValueError:
         pass
     if problems:
-        raise _fail("not a valid S3 bucket name: " + ", ".join(problems), expected)
+        raise config_problem("not a valid S3 bucket name: " + ", ".join(problems), expected)
     return value
 
 
 def check_http_url(value: str) -> str:
     if not re.fullmatch(r"https?://[^\s/:]+(:\d{1,5})?(/[^\s]*)?", value):
-        raise _fail(
+        raise config_problem(
             "not an http(s) URL with a scheme", "a URL such as 'https://s3.example.com' or 'http://10.0.0.5:9000'"
         )
     return value.rstrip("/")
@@ -195,7 +197,7 @@ def check_http_url(value: str) -> str:
 
 def check_attic_cache_name(value: str) -> str:
     if not ATTIC_CACHE_NAME.match(value):
-        raise _fail("not a valid Attic cache name", "1-50 characters of letters, digits, '-' and '_'")
+        raise config_problem("not a valid Attic cache name", "1-50 characters of letters, digits, '-' and '_'")
     return value
 
 
@@ -204,24 +206,24 @@ def check_image(value: str) -> str:
     name, _, digest = value.partition("@")
     tag = name.rsplit("/", 1)[-1].partition(":")[2]
     if not re.fullmatch(r"[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?", value):
-        raise _fail("not an image reference", expected)
+        raise config_problem("not an image reference", expected)
     if not digest and not tag:
-        raise _fail("image has no tag or digest", expected)
+        raise config_problem("image has no tag or digest", expected)
     if tag == "latest" and not digest:
-        raise _fail("image uses the moving ':latest' tag", expected)
+        raise config_problem("image uses the moving ':latest' tag", expected)
     return value
 
 
 def check_gitlab_variable_key(value: str) -> str:
     if not GITLAB_VARIABLE_KEY.match(value):
-        raise _fail("not a valid GitLab CI/CD variable key", "1-255 characters of letters, digits and '_'")
+        raise config_problem("not a valid GitLab CI/CD variable key", "1-255 characters of letters, digits and '_'")
     return value
 
 
 def check_maskable(value: str) -> str:
     """GitLab refuses to mask values outside this rule; check before sending."""
     if not GITLAB_MASKABLE.match(value):
-        raise _fail(
+        raise config_problem(
             "value cannot be masked by GitLab",
             "one line of at least 8 characters from the Base64 alphabet (letters, digits, '+', '/', '=', '-', '_') "
             "plus '@', ':', '.', '~'",

@@ -102,13 +102,10 @@ def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, b
 
 
 def validate_config(stack: StackConfig) -> None:
-    from components.config import NAMESPACE, ConfigError, load_platform_config
+    from components.config import ConfigError, load_platform_config, namespace_values
 
-    prefix = f"{NAMESPACE}:"
-    raw = {k[len(prefix) :]: v for k, v in stack.values.items() if k.startswith(prefix)}
-    secret = [k[len(prefix) :] for k in stack.secret_keys if k.startswith(prefix)]
     try:
-        load_platform_config(raw, secret)
+        load_platform_config(*namespace_values(stack.values, stack.secret_keys))
     except ConfigError as err:
         raise RenderConfigError(err.problems) from None
 
@@ -147,6 +144,8 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
     import pulumi
     from pulumi.runtime.settings import get_root_resource
 
+    from components.config import ConfigError
+
     program: dict[str, Any] = {}
     files: dict[str, str] = {}
     outputs: dict[str, Any] = {}
@@ -166,8 +165,8 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
         sys.path.insert(0, str(ROOT))
     try:
         monitor = run_under_mocks(main, stack_name, stack, monitor)
-    except pulumi.RunError as err:
-        raise RenderConfigError(str(err).splitlines()[1:] or [str(err)]) from None
+    except ConfigError as err:
+        raise RenderConfigError(err.problems) from None
     return RenderResult(registered_resources(monitor), files, _plain(outputs))
 
 
