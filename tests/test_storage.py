@@ -55,19 +55,13 @@ def by_name(result: RenderResult, kind: str) -> dict[str, dict[str, Any]]:
     return {m["metadata"]["name"]: m for m in objects_of(result, kind)}
 
 
-def validatable(result: RenderResult) -> list[dict[str, Any]]:
-    """Manifests for the schema check; a Secret whose whole data the render redacted gets an empty map.
-
-    (pulumi_kubernetes marks `stringData` secret as one value, so the render cannot list its keys.)
-    """
-    out = []
-    for manifest in kubernetes_objects(result.resources):
-        if manifest["metadata"]["labels"]["app.kubernetes.io/component"] != "object-storage":
-            continue  # other components validate their own manifests
-        if manifest["kind"] == "Secret":
-            manifest = {k: ({} if v == REDACTED else v) for k, v in manifest.items()}
-        out.append(manifest)
-    return out
+def storage_manifests(result: RenderResult) -> list[dict[str, Any]]:
+    """This component's manifests, as rendered (other components validate their own)."""
+    return [
+        manifest
+        for manifest in kubernetes_objects(result.resources)
+        if manifest["metadata"]["labels"]["app.kubernetes.io/component"] == "object-storage"
+    ]
 
 
 def everything_rendered(result: RenderResult) -> str:
@@ -120,9 +114,14 @@ def generated_secrets(result: RenderResult) -> list[str]:
 def test_seaweedfs_manifests_validate_against_kubernetes_1_31(dev_render: RenderResult) -> None:
     kinds = sorted(m["kind"] for m in kubernetes_objects(dev_render.resources) if "seaweedfs" in str(m["metadata"]))
     assert kinds == ["Job", "Secret", "Service", "Service", "StatefulSet"]
-    manifests = validatable(dev_render)
+    manifests = storage_manifests(dev_render)
     assert len(manifests) == 8  # StatefulSet, 2 Services, Job, identities + 3 credential Secrets
     assert schema_errors(manifests) == []
+    secrets = by_name(dev_render, "Secret")
+    assert secrets["seaweedfs-s3-identities"]["stringData"] == {"s3.json": REDACTED}
+    assert secrets["attic-s3-credentials"]["stringData"] == dict.fromkeys(
+        ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], REDACTED
+    )
 
 
 def test_seaweedfs_statefulset_serves_s3_from_a_pvc_of_the_configured_size(dev_render: RenderResult) -> None:
@@ -274,7 +273,7 @@ def test_s3_bucket_protection_follows_storage_protect(render: Callable[[dict[str
 
 
 def test_s3_manifests_validate_and_leak_no_credential(s3_render: RenderResult) -> None:
-    assert schema_errors(validatable(s3_render)) == []
+    assert schema_errors(storage_manifests(s3_render)) == []
     rendered = everything_rendered(s3_render)
     assert S3_SECRET not in rendered and S3_KEY_ID not in rendered
     secrets = sorted(name for name in by_name(s3_render, "Secret") if name.endswith("-s3-credentials"))
