@@ -56,7 +56,7 @@ def test_render_as_a_user_runs_it_is_byte_identical_twice(tmp_path: Path) -> Non
         assert "::pulumi:pulumi:Stack$" not in resource["urn"]
 
 
-def test_numbers_are_written_as_ints_when_integral(tmp_path: Path) -> None:
+def test_numbers_are_written_as_ints_when_integral() -> None:
     assert render_tool._plain({"replicas": 2.0, "ratio": 0.5, "nested": [3.0]}) == {
         "replicas": 2,
         "ratio": 0.5,

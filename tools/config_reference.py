@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
         return args[0], "list"
     if origin is dict and len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], BaseModel):
         return args[1], "dict"
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
         return _nested_model(args[0])
     return None, ""
 
@@ -82,7 +83,7 @@ def _type_name(annotation: Any, field: FieldInfo | None = None) -> str:
         return names[0] if names else _type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args if a is not type(None))
     if origin is list:
         inner = args[0]
