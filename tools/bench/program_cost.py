@@ -192,32 +192,21 @@ def run(context: BenchContext) -> BenchResult:
         return Summary.of([r.peak_rss_mib - f.peak_rss_mib for r, f in zip(renders[n], floor[name], strict=True)])
 
     added = {n: above(n, "sdk") for n in counts}
+    above_bare = {n: above(n, "bare") for n in counts}
+    floor_labels = {
+        "bare": "floor: import " + ", ".join(modules),
+        "sdk": f"SDK floor: the {loaded_count} SDK modules a render loads",
+    }
     rows = [
-        (
-            "floor: import " + ", ".join(modules),
-            "—",
-            floor_time["bare"].text("s"),
-            "—",
-            "—",
-            floor_rss["bare"].text("MiB", 0),
-            "—",
-        ),
-        (
-            f"SDK floor: the {loaded_count} SDK modules a render loads",
-            "—",
-            floor_time["sdk"].text("s"),
-            "—",
-            "—",
-            floor_rss["sdk"].text("MiB", 0),
-            "—",
-        ),
+        (floor_labels[name], "—", floor_time[name].text("s"), "—", "—", floor_rss[name].text("MiB", 0), "—")
+        for name in floors
     ]
     rows += [
         (
             f"make render, {n} pool{'s' if n > 1 else ''}",
             str(resources[n]),
             times[n].text("s"),
-            above(n, "bare").text("s"),
+            above_bare[n].text("s"),
             added[n].text("s"),
             rss[n].text("MiB", 0),
             rss_above(n, "sdk").text("MiB", 0),
@@ -265,7 +254,7 @@ def run(context: BenchContext) -> BenchResult:
             str(n): {
                 "resources": resources[n],
                 "seconds": times[n].to_json(),
-                "above_bare_floor_seconds": above(n, "bare").to_json(),
+                "above_bare_floor_seconds": above_bare[n].to_json(),
                 "above_sdk_floor_seconds": added[n].to_json(),
                 "peak_rss_mib": rss[n].to_json(),
             }
