@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, DatabaseConfig, load_platform_config
+from components.config import DatabaseConfig
 from components.database import cnpg_app_secret, cnpg_cluster_spec
 from components.kube import SecretKeyRef
 from tests.conftest import dev_value
 from tests.k8s_schema import schema_errors
+from tests.test_config import problems_for, with_change
 from tools.render import REDACTED, RenderResult, kubernetes_objects
 
 DSN = "postgresql://attic:s3cr3t-db-password@db.example.com:5432/attic?sslmode=require"
@@ -122,12 +123,6 @@ def test_external_url_reference_is_the_owned_secret() -> None:
 # --- bad input -----------------------------------------------------------------------------------------
 
 
-def problems_for(database: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_platform_config({"gitlab": dev_value("gitlab"), "database": database})
-    return caught.value.problems
-
-
 @pytest.mark.parametrize(
     ("database", "expected"),
     [
@@ -158,6 +153,6 @@ def problems_for(database: dict[str, Any]) -> list[str]:
     ids=["external-without-url", "not-postgres", "url-with-cnpg", "unknown-backend", "zero-instances"],
 )
 def test_bad_database_config_is_refused_with_the_key_path(database: dict[str, Any], expected: str) -> None:
-    problems = problems_for(database)
+    problems = problems_for(with_change("database", database))
     assert problems == [expected]
     assert not any("pw@" in p or "s3cr3t" in p for p in problems)
