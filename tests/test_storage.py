@@ -397,22 +397,7 @@ def test_bucket_job_script_fails_clearly_on_wrong_credentials_and_unreachable_st
 
     endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
     started = time.monotonic()
-    down = subprocess.run(
-        [require_tool("sh"), str(BUCKET_JOB_SCRIPT)],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "S3_ENDPOINT": endpoint,
-            "BUCKET": "flywheel-attic",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "y",
-            "ATTEMPTS": "3",
-            "RETRY_SECONDS": "0.1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    down = run_bucket_script(seaweedfs, "flywheel-attic", S3_ENDPOINT=endpoint, ATTEMPTS="3", RETRY_SECONDS="0.1")
     assert down.returncode == 2
     assert f"{endpoint} did not answer for bucket 'flywheel-attic' after 3 attempts" in down.stderr
     assert down.stdout.count("waiting for") == 2
