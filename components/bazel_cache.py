@@ -75,8 +75,11 @@ def cache_environment(config: BazelCacheConfig) -> dict[str, str]:
 
 
 def s3_tier_environment(endpoint: S3Endpoint, region: str, bucket: str, prefix: str) -> dict[str, str]:
-    """Settings of the S3 proxy tier (credentials come separately, from the consumer's Secret)."""
-    environment = {
+    """Settings of the S3 proxy tier (credentials come separately, from the consumer's Secret).
+
+    Its keys are exactly S3_TIER_KEYS (the component needs them before the endpoint Output resolves).
+    """
+    return {
         "BAZEL_REMOTE_S3_ENDPOINT": endpoint.host_port,
         "BAZEL_REMOTE_S3_DISABLE_SSL": "true" if endpoint.disable_ssl else "false",
         "BAZEL_REMOTE_S3_BUCKET": bucket,
@@ -87,7 +90,6 @@ def s3_tier_environment(endpoint: S3Endpoint, region: str, bucket: str, prefix: 
         # SeaweedFS and most self-hosted stores only do path-style addressing
         "BAZEL_REMOTE_S3_BUCKET_LOOKUP_TYPE": "path",
     }
-    return {key: environment[key] for key in S3_TIER_KEYS}
 
 
 class BazelRemoteCache(pulumi.ComponentResource):
