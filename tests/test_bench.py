@@ -437,6 +437,23 @@ def test_resumability_build_script_is_the_templates_own() -> None:
     assert script.endswith(template_jobs()["greedy:nix-build"]["script"][-1])
 
 
+def test_params_are_parsed_to_their_declared_types() -> None:
+    from tools.bench.params import with_overrides
+    from tools.bench.pipeline import PipelineParams
+    from tools.bench.resumability import ChainParams
+
+    quick = PipelineParams(validate_seconds=2, build_seconds=2, deploy_seconds=1, links=2)  # ints in float fields
+    assert with_overrides(quick, {"validate_seconds": "1.5", "links": "3"}, "pipeline") == dataclasses.replace(
+        quick, validate_seconds=1.5, links=3
+    )
+    with pytest.raises(ValueError, match=r"unknown resumability parameter 'n' \(known: completed, length, seconds\)"):
+        with_overrides(ChainParams(), {"n": "3"}, "resumability")
+    with pytest.raises(ValueError, match=r"resumability.length expects int \(got '2.5'\)"):
+        with_overrides(ChainParams(), {"length": "2.5"}, "resumability")
+    with pytest.raises(ValueError, match="k must be within"):  # the dataclass's own checks still run
+        with_overrides(ChainParams(), {"completed": "20"}, "resumability")
+
+
 def test_pipeline_ideal_ratio_is_the_issues_formula() -> None:
     from tools.bench.pipeline import PipelineParams
 

@@ -30,6 +30,7 @@ from components.config import CiTemplateConfig
 from tools import nix_lab
 from tools.bench.attic_lab import CACHE, AtticLab, attic_lab, template_jobs
 from tools.bench.machine import GITLAB_CI_LOCAL
+from tools.bench.params import with_overrides
 from tools.bench.results import BenchContext, BenchResult, Chart, Table, Target
 from tools.bench.stats import Summary
 
@@ -212,13 +213,9 @@ def run(context: BenchContext, overrides: dict[str, str] | None = None) -> Bench
     params = (
         PipelineParams(validate_seconds=2, build_seconds=2, deploy_seconds=1, links=2)
         if context.quick
-        else (PipelineParams())
+        else PipelineParams()
     )
-    known = {f.name for f in dataclasses.fields(params)}
-    for key in overrides or {}:
-        if key not in known:
-            raise ValueError(f"unknown pipeline parameter {key!r} (known: {', '.join(sorted(known))})")
-    params = dataclasses.replace(params, **{k: type(getattr(params, k))(v) for k, v in (overrides or {}).items()})
+    params = with_overrides(params, overrides or {}, "pipeline")
     green: dict[str, list[PipelineRun]] = {v: [] for v in VARIANTS}
     red: dict[str, list[PipelineRun]] = {v: [] for v in VARIANTS}
     with attic_lab(context.work / "lab") as lab:

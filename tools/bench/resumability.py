@@ -36,6 +36,7 @@ from tools.bench.attic_lab import (
     template_jobs,
     template_variables,
 )
+from tools.bench.params import with_overrides
 from tools.bench.results import BenchContext, BenchResult, Table, Target
 from tools.bench.stats import Summary
 
@@ -155,12 +156,7 @@ def run(context: BenchContext, overrides: dict[str, str] | None = None) -> Bench
     params = ChainParams()
     if context.quick:
         params = ChainParams(length=6, completed=4, seconds=0.2)
-    known = {f.name: f for f in dataclasses.fields(params)}
-    for key in overrides or {}:
-        if key not in known:
-            raise ValueError(f"unknown resumability parameter {key!r} (known: {', '.join(known)})")
-    if overrides:
-        params = dataclasses.replace(params, **{k: type(getattr(params, k))(v) for k, v in overrides.items()})
+    params = with_overrides(params, overrides or {}, "resumability")
     runs: dict[str, list[SecondRun]] = {v: [] for v in VARIANTS}
     with attic_lab(context.work / "lab") as lab:
         for repetition in range(context.repetitions):
