@@ -17,12 +17,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# The render's markers; `[secret]` is also how `pulumi preview --json` prints a secret.
+from tools.render import REDACTED, UNKNOWN_TEXT
+
 # GitLab refuses notes longer than this (characters).
 NOTE_LIMIT = 1_000_000
-REDACTED = "[secret]"
 # Pulumi's wire signature of a secret value, and its serialized "unknown" (computed at apply time).
 WIRE_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
-UNKNOWN_VALUES = frozenset({"04da6b54-80e4-46f7-96ec-b56ff0331ba9", "[unknown]"})
+UNKNOWN_VALUES = frozenset({"04da6b54-80e4-46f7-96ec-b56ff0331ba9", UNKNOWN_TEXT})
 VALUE_WIDTH = 80
 MAX_PROPERTY_ROWS = 40
 
