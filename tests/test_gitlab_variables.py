@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.config import ExtraVariable, GitlabConfig
+from components.config import PLATFORM_GROUP_KEYS, ExtraVariable, GitlabConfig
 from components.config_types import GITLAB_MASKABLE
 from components.contract import CacheContract
 from components.gitlab_variables import GroupCiVariables, group_variables, require_maskable
@@ -94,6 +94,8 @@ def test_no_variable_shadows_the_runner_injected_contract(dev_variables: Any) ->
         "DEPLOY_KEY",
     }
     assert not {"BAZEL_REMOTE_CACHE", "GF_BAZEL_SUBSTRATE_MODE"} & set(dev_variables)
+    # the config model refuses exactly the keys the platform sets (gitlab.extraVariables cannot shadow them)
+    assert set(dev_variables) - {"NIX_CONFIG_EXTRA", "DEPLOY_KEY"} == PLATFORM_GROUP_KEYS
 
 
 def test_extra_variables_keep_their_flags_and_masked_values_stay_secret(dev_variables: Any) -> None:
