@@ -38,4 +38,4 @@ class CacheContract:
             if self.bazel_remote_cache is not None
             else {}
         )
-        return pulumi.Output.all(**bazel, **attic)  # type: ignore[return-value]
+        return pulumi.Output.all(**bazel, **attic)
