@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,15 @@ from typing import Any
 
 import pytest
 
-from components.storage import ADMIN, ATTIC, BAZEL, BAZEL_PREFIX, seaweedfs_identities, seaweedfs_scopes
+from components.storage import (
+    ADMIN,
+    ATTIC,
+    BAZEL,
+    BAZEL_PREFIX,
+    seaweedfs_identities,
+    seaweedfs_scopes,
+    seaweedfs_server_args,
+)
 from tests.conftest import require_binary
 
 BIN = Path(sys.executable).parent
@@ -108,14 +115,19 @@ def _wait_until(ready: Any, process: subprocess.Popen[bytes], log: Path, what: s
     raise RuntimeError(f"{what} did not become ready in {START_TIMEOUT_SECONDS} s; log {log}")
 
 
-def _answers(server: S3Server, expect: set[int]) -> bool:
-    """True when a HEAD of a missing bucket gets one of ``expect`` (SeaweedFS answers 500 until its filer is up)."""
+def _override(arg: str, values: dict[str, str]) -> str:
+    flag = arg.split("=", 1)[0]
+    return f"{flag}={values[flag]}" if flag in values else arg
+
+
+def _answers(server: S3Server) -> bool:
+    """True when a HEAD of a missing bucket gets 404 (SeaweedFS answers 500 until its filer is up)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         server.client().head_bucket(Bucket="readiness-probe-bucket")
     except ClientError as err:
-        return int(err.response["ResponseMetadata"]["HTTPStatusCode"]) in expect
+        return int(err.response["ResponseMetadata"]["HTTPStatusCode"]) == 404
     except BotoCoreError:
         return False
     return True
@@ -132,34 +144,32 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     config.write_text(json.dumps(seaweedfs_identities(seaweedfs_scopes(SEAWEEDFS_BUCKET, BAZEL_PREFIX), KEYS)))
     master, volume, filer, s3, master_grpc, volume_grpc, filer_grpc, s3_grpc = free_ports(8)
     log = root / "weed.log"
-    command = [
-        str(weed),
-        "server",
-        f"-dir={root / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-master.port={master}",
-        f"-master.port.grpc={master_grpc}",
-        f"-volume.port={volume}",
-        f"-volume.port.grpc={volume_grpc}",
-        f"-filer.port={filer}",
-        f"-filer.port.grpc={filer_grpc}",
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=0",
-        "-s3",
-        f"-s3.port={s3}",
-        f"-s3.port.grpc={s3_grpc}",
-        f"-s3.config={config}",
-        "-s3.allowDeleteBucketNotEmpty=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-iam=false",
-    ]
+    # the container's own flags, with the pod-specific ones swapped for loopback, free ports and a small disk
+    local = {
+        "-dir": str(root / "data"),
+        "-ip": "127.0.0.1",
+        "-ip.bind": "127.0.0.1",
+        "-master.volumeSizeLimitMB": "64",
+        "-s3.port": str(s3),
+    }
+    production = seaweedfs_server_args(str(config))
+    assert set(local) <= {arg.split("=", 1)[0] for arg in production}, "a local override no longer matches"
+    args = [_override(arg, local) for arg in production]
+    ports = {
+        "-master.port": master,
+        "-master.port.grpc": master_grpc,
+        "-volume.port": volume,
+        "-volume.port.grpc": volume_grpc,
+        "-filer.port": filer,
+        "-filer.port.grpc": filer_grpc,
+        "-s3.port.grpc": s3_grpc,
+    }
+    command = [str(weed), *args, *(f"{flag}={port}" for flag, port in ports.items())]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root)
     server = S3Server(f"http://127.0.0.1:{s3}", KEYS, SEAWEEDFS_BUCKET, log)
     try:
-        _wait_until(lambda: _answers(server, {404}), process, log, "SeaweedFS")
+        _wait_until(lambda: _answers(server), process, log, "SeaweedFS")
         yield server
     finally:
         _stop(process)
@@ -185,14 +195,7 @@ def moto_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server
     keys = {name: ("testing", "testing-secret") for name in (ADMIN, ATTIC, BAZEL)}
     server = S3Server(f"http://127.0.0.1:{port}", keys, SEAWEEDFS_BUCKET, log)
     try:
-        _wait_until(lambda: _answers(server, {404}), process, log, "moto_server")
+        _wait_until(lambda: _answers(server), process, log, "moto_server")
         yield server
     finally:
         _stop(process)
-
-
-def shell() -> str:
-    """A POSIX sh (dash on Debian: close to the busybox sh of curlimages/curl)."""
-    path = shutil.which("sh")
-    assert path is not None
-    return path
