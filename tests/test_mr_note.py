@@ -438,7 +438,7 @@ def test_first_run_creates_the_note(gitlab_stand_in: StandIn, capsys: pytest.Cap
 def note_report(fixture: str) -> Report:
     report = mr_note.report_from_preview("dev", digest(fixture), None, None)
     env = ci_env(StandIn())
-    report.source = mr_note._source_line(report, env, "`pulumi preview`")
+    report.source = mr_note._source_line(env, "`pulumi preview`")
     report.artifact = mr_note._artifact_pointer(None, env)
     return report
 

@@ -42,6 +42,7 @@ from tools.preview_markdown import (
     redact_text,
     render_note,
     sanitize,
+    strip_colors,
     summarize_counts,
     urn_type_and_name,
 )
@@ -177,7 +178,6 @@ def _step_properties(step: dict[str, Any], typ: str, old: dict[str, Any], new: d
 
 
 _POLICY_LINE = re.compile(r"^(?P<indent>\s*)- \[(?P<level>[a-z-]+)\]\s+(?P<policy>\S+)\s+\((?P<resource>.*)\)\s*$")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def parse_policy_violations(text: str) -> list[PolicyViolation]:
@@ -188,7 +188,7 @@ def parse_policy_violations(text: str) -> list[PolicyViolation]:
     """
     violations: list[PolicyViolation] = []
     current: dict[str, Any] | None = None
-    for raw in _ANSI.sub("", text).splitlines():
+    for raw in strip_colors(text).splitlines():
         match = _POLICY_LINE.match(raw)
         if match:
             if current:
@@ -330,7 +330,7 @@ def _artifact_pointer(out: Path | None, env: dict[str, str]) -> str | None:
     return f"{job}/artifacts/file/{relative}" if job else f"`{relative}`"
 
 
-def _source_line(report: Report, env: dict[str, str], origin: str) -> str:
+def _source_line(env: dict[str, str], origin: str) -> str:
     parts = [origin]
     if env.get("CI_COMMIT_SHORT_SHA"):
         parts.append(f"commit {env['CI_COMMIT_SHORT_SHA']}")
@@ -363,11 +363,9 @@ def build_report(args: argparse.Namespace) -> tuple[Report, str]:
         digest = _read_json(args.preview_json)
         text = args.preview_text.read_text(errors="replace") if args.preview_text else None
         return report_from_preview(args.stack, digest, text, args.preview_exit_code), "`pulumi preview`"
-    from tools.render_diff import load_render, report_from_renders
+    from tools.render_diff import load_base, load_render, report_from_renders
 
-    # A missing base folder means the target branch could not render this stack: the note says so.
-    base = load_render(args.render_base) if args.render_base and args.render_base.exists() else None
-    head = load_render(args.render_head)
+    base, head = load_base(args.render_base), load_render(args.render_head)
     return report_from_renders(args.stack, base, head), "offline render (`make render`), no credentials"
 
 
@@ -392,7 +390,7 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     except (OSError, ValueError) as err:
         print(f"mr_note: cannot read the input: {err}", file=sys.stderr)
         return EXIT_INPUT
-    report.source = _source_line(report, env, origin)
+    report.source = _source_line(env, origin)
     report.artifact = _artifact_pointer(args.out, env)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -125,9 +125,14 @@ _TEXT_ASSIGNMENT = re.compile(
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+def strip_colors(text: str) -> str:
+    """Terminal colour and cursor escapes removed."""
+    return _ANSI.sub("", text)
+
+
 def redact_text(text: str) -> str:
     """Line-wise redaction of free text (CLI output, rendered files): ``secret_key: value`` lines."""
-    text = redact_string(_ANSI.sub("", text))
+    text = redact_string(strip_colors(text))
     lines = []
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")

@@ -69,6 +69,11 @@ def load_render(path: Path) -> Render:
     return Render(path, {r["urn"]: r for r in resources}, files, list(report.get("violations") or []))
 
 
+def load_base(path: Path | None) -> Render | None:
+    """The target branch's render; None when there is none (it could not render this stack): the note says so."""
+    return load_render(path) if path is not None and path.exists() else None
+
+
 def _resource_properties(old: dict[str, Any], new: dict[str, Any]) -> list[PropertyChange]:
     typ = str(new.get("type", ""))
     old_inputs, new_inputs = old.get("inputs") or {}, new.get("inputs") or {}
@@ -168,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
     args = parser.parse_args(argv)
     try:
-        base = load_render(args.base) if args.base and args.base.exists() else None
-        head = load_render(args.head)
+        base, head = load_base(args.base), load_render(args.head)
     except RenderReadError as err:
         print(f"render_diff: {err}", file=sys.stderr)
         return EXIT_INPUT
