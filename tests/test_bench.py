@@ -15,7 +15,7 @@ from components.config import load_platform_config
 from tools.bench import __main__ as cli
 from tools.bench import program_cost, report, simulation
 from tools.bench.results import BenchContext, BenchResult, Chart, Table, Target
-from tools.bench.simulation import Commit, Outcome, Project, SimulationParams, Strategy
+from tools.bench.simulation import Commit, Outcome, Project, SimulationParams
 from tools.bench.stats import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,24 +85,39 @@ def test_watch_store_keeps_work_before_a_build_failure_and_end_push_loses_it() -
     assert watch.compute_seconds < end.compute_seconds
 
 
-def test_greedy_overlaps_validation_and_build_conventional_adds_them() -> None:
+@pytest.mark.parametrize(
+    ("validation", "greedy_green", "conventional_green"),
+    [
+        (60.0, 100 + 10, 60 + 100 + 10),  # the build (10 × 10 s) is the longer branch
+        (150.0, 150 + 10, 150 + 100 + 10),  # validation is
+    ],
+)
+def test_greedy_overlaps_validation_and_build_conventional_adds_them(
+    validation: float, greedy_green: float, conventional_green: float
+) -> None:
+    params = dataclasses.replace(PARAMS, validation_seconds=validation)
     trace = [commit([0] * 10)]  # cold cache: 10 derivations × 10 s
-    conventional = simulation.simulate(trace, PROJECT, CONVENTIONAL, PARAMS)
-    greedy = simulation.simulate(trace, PROJECT, GREEDY_END, PARAMS)
-    assert conventional.green_seconds == [pytest.approx(100 + 100 + 10)]
-    assert greedy.green_seconds == [pytest.approx(max(100, 100) + 10)]
-    assert conventional.compute_seconds == pytest.approx(greedy.compute_seconds)
+    conventional = simulation.simulate(trace, PROJECT, CONVENTIONAL, params)
+    greedy = simulation.simulate(trace, PROJECT, GREEDY_END, params)
+    assert conventional.green_seconds == [pytest.approx(conventional_green)]
+    assert greedy.green_seconds == [pytest.approx(greedy_green)]
+    assert conventional.compute_seconds == pytest.approx(greedy.compute_seconds) == validation + 100 + 10
 
 
 def test_validation_failure_skips_the_conventional_build_but_greedy_caches_it() -> None:
+    params = dataclasses.replace(PARAMS, validation_seconds=60.0)  # shorter than the cold build (100 s)
     trace = [commit([0] * 10, Outcome.VALIDATION_FAILS), commit([0] * 9 + [1])]
-    conventional = simulation.simulate(trace, PROJECT, CONVENTIONAL, PARAMS)
-    greedy = simulation.simulate(trace, PROJECT, GREEDY_END, PARAMS)
+    conventional = simulation.simulate(trace, PROJECT, CONVENTIONAL, params)
+    greedy = simulation.simulate(trace, PROJECT, GREEDY_END, params)
     assert conventional.built == 10  # only the fix commit built, everything
     assert greedy.built == 10 + 1  # the fix rebuilt only the changed derivation
-    assert conventional.red_feedback_seconds == greedy.red_feedback_seconds == [100.0]
-    assert greedy.red_seconds == [pytest.approx(100.0)]  # the build (100 s) finished with validation
+    assert conventional.red_feedback_seconds == greedy.red_feedback_seconds == [60.0]
+    assert conventional.red_seconds == [60.0]
+    assert greedy.red_seconds == [pytest.approx(100.0)]  # red only when the build (100 s) has finished too
     assert greedy.hits == 9
+    # compute: validation 60 + (conventional) nothing else / (greedy) the 100 s build, then the green fix
+    assert conventional.compute_seconds == pytest.approx(60 + 60 + 100 + 10)
+    assert greedy.compute_seconds == pytest.approx(60 + 100 + 60 + 10 + 10)
 
 
 def test_end_push_sits_after_the_build_and_watch_store_overlaps_it() -> None:
@@ -190,8 +205,7 @@ def test_assumptions_print_the_parameters_in_force() -> None:
 
 
 def test_strategy_names_are_unique() -> None:
-    assert len({s.name for s in simulation.STRATEGIES}) == 3
-    assert Strategy("x", True, True) != GREEDY_END
+    assert len({s.name for s in simulation.STRATEGIES}) == 3  # results are keyed by name
 
 
 # --- report writer ------------------------------------------------------------------------------
@@ -381,7 +395,8 @@ def test_linearity_target_follows_a_straight_line() -> None:
     counts = (1, 10, 50, 100)
     times = {1: Summary.of([9.0]), 10: Summary.of([1.0, 1.1]), 50: Summary.of([3.0, 3.2]), 100: Summary.of([5.5])}
     target = program_cost._linearity_target(counts, times)
-    assert target.limit == pytest.approx(3.1 + (3.1 - 1.05) / 40 * 50 + 0.2, abs=0.01)
+    # medians 1.05 s at 10 pools and 3.1 s at 50: 2.05 s / 40 pools, × 50 more pools = 2.5625 s, + spread 0.2 s
+    assert target.limit == pytest.approx(5.86, abs=0.005)
     assert target.met  # 1 pool's noisy figure plays no part
     times[100] = Summary.of([9.0])  # quadratic-looking growth
     assert not program_cost._linearity_target(counts, times).met
