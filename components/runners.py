@@ -205,7 +205,6 @@ class RunnerPool(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("flywheel:index:RunnerPool", name, None, opts)
-        self.pool = pool
         release = release_name(pool)
         labels = standard_labels(release, "runner")
 
