@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from components.config import load_platform_config
+from components.config import load_platform_config, namespace_values
+from tests.conftest import dev_stack, require_tool
 from tools.bench import __main__ as cli
 from tools.bench import program_cost, report, simulation
 from tools.bench.results import BenchContext, BenchResult, Chart, Table, Target
 from tools.bench.simulation import Commit, Outcome, Project, SimulationParams
 from tools.bench.stats import Summary
-
-ROOT = Path(__file__).resolve().parent.parent
+from tools.render import read_stack_file
 
 # --- statistics ---------------------------------------------------------------------------------
 
@@ -345,15 +345,12 @@ def test_full_run_with_only_one_benchmark_updates_readme_and_keeps_earlier_resul
 
 
 def test_generated_stack_has_n_valid_unique_pools(tmp_path: Path) -> None:
-    path = program_cost.stack_with_pools(ROOT / "Pulumi.dev.yaml", 25, tmp_path / "Pulumi.pools.yaml")
-    from tools.render import read_stack_file
-
+    path = program_cost.stack_with_pools(program_cost.DEV_STACK, 25, tmp_path / "Pulumi.pools.yaml")
     stack = read_stack_file(path)
-    raw = {k.removeprefix("flywheel:"): v for k, v in stack.values.items() if k.startswith("flywheel:")}
-    config = load_platform_config(raw, [k.removeprefix("flywheel:") for k in stack.secret_keys])
+    config = load_platform_config(*namespace_values(stack.values, stack.secret_keys))
     assert len(config.runners) == 25
     assert len({pool.name for pool in config.runners}) == 25
-    dev = read_stack_file(ROOT / "Pulumi.dev.yaml")
+    dev = dev_stack()
     assert {k: v for k, v in stack.values.items() if k != "flywheel:runners"} == {
         k: v for k, v in dev.values.items() if k != "flywheel:runners"
     }
@@ -547,7 +544,6 @@ def test_gitlab_ci_local_reads_the_consumer_pipelines_as_intended(tmp_path: Path
 
     import yaml
 
-    from tests.conftest import require_tool
     from tools.bench.attic_lab import AtticLab
     from tools.bench.pipeline import BUILD_JOB, PipelineParams, consumer_pipeline, write_project
     from tools.nix_lab import Chain
