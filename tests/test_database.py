@@ -78,10 +78,24 @@ def test_operator_is_assumed_present_when_install_operator_is_false(
     assert named["attic-db-cluster"]["options"]["dependsOn"] == []
 
 
-def test_cnpg_url_points_at_the_operator_app_secret() -> None:
+def database_url_sources(result: RenderResult) -> dict[str, dict[str, str]]:
+    """Where each workload's atticd container reads ATTIC_SERVER_DATABASE_URL from, by kind/name."""
+    sources = {}
+    for manifest in kubernetes_objects(result.resources):
+        spec = manifest.get("spec") or {}
+        template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template")
+        for container in (template or {}).get("spec", {}).get("containers", []):
+            for env in container.get("env", []):
+                if env["name"] == "ATTIC_SERVER_DATABASE_URL":
+                    sources[f"{manifest['kind']}/{manifest['metadata']['name']}"] = env["valueFrom"]["secretKeyRef"]
+    return sources
+
+
+def test_every_atticd_reads_the_url_from_the_operator_app_secret(dev_render: RenderResult) -> None:
     assert cnpg_app_secret("attic-db") == SecretKeyRef("attic-db-app", "uri")
-    env = cnpg_app_secret("attic-db").env("ATTIC_SERVER_DATABASE_URL")
-    assert env.name == "ATTIC_SERVER_DATABASE_URL"
+    sources = database_url_sources(dev_render)
+    assert {name.split("/")[0] for name in sources} == {"Deployment", "Job", "CronJob"}  # api-server, migrations, GC
+    assert list(sources.values()) == [{"name": "attic-db-app", "key": "uri"}] * len(sources)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +115,12 @@ def test_external_dsn_is_kept_in_a_secret_this_program_owns(external_render: Ren
     manifests = [m for m in kubernetes_objects(external_render.resources) if m["metadata"]["name"] == "attic-db-url"]
     assert len(manifests) == 1
     assert schema_errors(manifests) == []
+
+
+def test_every_atticd_reads_the_url_from_the_owned_secret(external_render: RenderResult) -> None:
+    sources = database_url_sources(external_render)
+    assert len(sources) == 3  # api-server, migrations, GC
+    assert list(sources.values()) == [{"name": "attic-db-url", "key": "uri"}] * 3
 
 
 def test_external_dsn_never_appears_in_resources_files_or_outputs(external_render: RenderResult) -> None:
