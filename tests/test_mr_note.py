@@ -501,7 +501,6 @@ def test_api_errors_are_reported_without_failing_unless_asked(
 ) -> None:
     env = ci_env(gitlab_stand_in)
     setup(gitlab_stand_in, env)
-    out = gitlab_stand_in.url  # (keeps the fixture's URL in scope for the message check)
     assert run(gitlab_stand_in, "creates_only", env=env) == 0
     captured = capsys.readouterr()
     assert f"mr_note: the note for stack 'dev' was not posted: {expected}" in captured.err
@@ -509,7 +508,6 @@ def test_api_errors_are_reported_without_failing_unless_asked(
     captured_again = capsys.readouterr()
     for stream in (captured.out, captured.err, captured_again.out, captured_again.err):
         assert TOKEN not in stream and env["FLYWHEEL_MR_NOTE_TOKEN"] not in stream
-    assert out.startswith("http://127.0.0.1:")
     assert gitlab_stand_in.notes.get(MR_IID) == []
 
 
