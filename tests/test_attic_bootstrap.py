@@ -43,8 +43,10 @@ PUSH_TIMEOUT = 10
 QUIET_SECONDS = 1
 # Slack for process start-up and the machine being busy; the bounds below are sums of the scripts' own timeouts.
 SLACK = 4.0
-BOOTSTRAP_BOUND = (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + 2 * (CLIENT_FETCH_TIMEOUT + 2) + 20 + 1
-TEARDOWN_BOUND = (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + (DRAIN_TIMEOUT + 2) + (PUSH_TIMEOUT + 2)
+# A fault Nix sees at once (a refused connection, a 401, an offline github: ref) costs the bootstrap well under
+# a second (measured 0.1-0.3 s). Without `--option download-attempts 1` Nix retries 4 times with a back-off of
+# at least 250 ms x (1 + 2 + 4 + 8) = 3.75 s (measured 4.0-4.6 s), which this bound catches.
+ANSWERED_AT_ONCE = 3.0
 
 
 @dataclass
@@ -256,7 +258,7 @@ def test_client_without_login_token_env_support_still_publishes(lab: Lab) -> Non
     _assert_token_secret(lab, run)
 
 
-def test_offline_github_ref_and_absent_fallback_skip_publication_within_15_seconds(lab: Lab) -> None:
+def test_offline_github_ref_and_absent_fallback_skip_publication_at_once(lab: Lab) -> None:
     """The default client ref on an offline runner, and a repository without `.#attic-client`."""
     github_token = "ghp_fakeflywheel" + secrets.token_hex(8)
     for outcome, fail_at in (("passing", None), ("failing", 2)):
@@ -274,7 +276,7 @@ def test_offline_github_ref_and_absent_fallback_skip_publication_within_15_secon
         assert ".#attic-client" in skipped[0]
         assert run.build.exit_code == lab.plain_build_exit_code(chain) == (0 if fail_at is None else 1)
         assert run.bootstrap.exit_code == 0 and run.teardown.exit_code == 0
-        assert run.overhead < 15, f"skipping publication took {run.overhead:.1f} s"
+        assert run.overhead < ANSWERED_AT_ONCE, f"skipping publication took {run.overhead:.1f} s"
         assert github_token not in run.log and lab.token not in run.log
         assert _lines(run.teardown.output, "nothing to publish (skipped: no attic client")
 
@@ -293,8 +295,9 @@ def test_endpoint_fault_leaves_the_build_exit_code_and_costs_seconds(lab: Lab, m
     skipped = _lines(run.bootstrap.output, "cache publication skipped")
     assert len(skipped) == 1 and "does not answer" in skipped[0], run.bootstrap.output
     assert (run.state / "nix.conf").read_text() == "", "an unusable Attic is not added as a substituter"
-    bound = CONNECT_TIMEOUT + STALLED_TIMEOUT + 2 if mode == "hang" else 1
-    assert run.overhead < bound + SLACK, f"{mode}: {run.overhead:.1f} s"
+    # a hanging endpoint costs the probe's own bound; a refusal or a 401 answers at once
+    bound = CONNECT_TIMEOUT + STALLED_TIMEOUT + 2 + SLACK if mode == "hang" else ANSWERED_AT_ONCE
+    assert run.overhead < bound, f"{mode}: {run.overhead:.1f} s"
     assert lab.token not in run.log
 
 
@@ -411,7 +414,9 @@ def test_watcher_hanging_on_stop_is_killed_after_the_drain_timeout(lab: Lab) -> 
     assert re.search(r"attic watch-store did not stop within \d+ s: killed", run.teardown.output), run.teardown.output
     watcher = int((run.state / "watch-store.pid").read_text())
     assert not _pid_alive(watcher), "killed, not left behind"
-    assert DRAIN_TIMEOUT - 1 <= run.teardown.seconds < TEARDOWN_BOUND + SLACK
+    # the endpoint answers and the failed build left no result to push: the teardown is the watcher stop
+    # (drain timeout, then the 2 s kill grace), nothing else
+    assert DRAIN_TIMEOUT - 1 <= run.teardown.seconds < DRAIN_TIMEOUT + 2 + SLACK
     _assert_token_secret(lab, run)
 
 
