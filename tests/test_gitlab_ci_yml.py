@@ -115,6 +115,8 @@ def test_jobs_run_what_the_issue_asks() -> None:
     assert '-m tools.mr_note --stack "$STACK" --preview-json' in preview
     assert '-m tools.mr_note --stack "$STACK" --render-head' in preview
     assert job("preview:dev")["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    # the raw preview digest holds the stack's values, as a plan does
+    assert job("preview:dev")["artifacts"]["access"] == "developer"
     plan = script("plan:dev")
     assert (
         'pulumi preview --stack "$STACK" --diff --policy-pack policies --non-interactive --color never'
