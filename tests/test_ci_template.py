@@ -27,7 +27,7 @@ from components.ci_template import (
     teardown_bound_seconds,
 )
 from components.config import CONTRACT_RUNNER_KEYS, PLATFORM_GROUP_KEYS, CiTemplateConfig, GitlabConfig
-from tests.conftest import ROOT, dev_stack, require_tool
+from tests.conftest import ROOT, dev_stack, dev_value, require_tool
 from tools.render import RenderResult, evaluate_policies
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ci"
@@ -196,9 +196,49 @@ def test_schema_check_catches_a_broken_document(tmp_path: Path) -> None:
     assert "needs" in _schema_errors(path)
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.gitlab-ci.yml")))
+CONSUMER_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.gitlab-ci.yml"))
+
+
+@pytest.mark.parametrize("fixture", CONSUMER_FIXTURES)
 def test_consumer_fixtures_validate_against_the_gitlab_ci_schema(fixture: str) -> None:
     assert _schema_errors(FIXTURES / fixture) == ""
+
+
+@pytest.mark.parametrize("fixture", CONSUMER_FIXTURES)
+def test_consumer_fixtures_include_the_dev_stacks_component_as_rendered(fixture: str) -> None:
+    """The schema does not resolve includes: hold each fixture to the component the dev stack commits.
+
+    Its include names that component (or, for gitlab-ci-local, the rendered file), passes only declared
+    inputs with their declared types, and its ``needs`` name jobs that exist and are enabled by those inputs.
+    """
+    consumer = yaml.safe_load((FIXTURES / fixture).read_text())
+    gitlab = GitlabConfig.model_validate(dev_value("gitlab"))
+    header, component_jobs = documents(CiTemplateConfig.model_validate(dev_value("ciTemplate")))
+    declared = header["spec"]["inputs"]
+    (include,) = consumer["include"]
+    if "component" in include:
+        host = component_reference(gitlab).split("/", 1)[0]
+        assert (
+            include["component"].replace("$CI_SERVER_FQDN", host)
+            == f"{component_reference(gitlab)}@{gitlab.template_ref}"
+        )
+    elif "project" in include:
+        assert (include["project"], include["file"], include["ref"]) == (
+            gitlab.template_project,
+            COMPONENT_FILE,
+            gitlab.template_ref,
+        )
+    else:
+        assert include["local"] == COMPONENT_FILE
+    inputs = include["inputs"]
+    assert set(inputs) <= set(declared), f"undeclared inputs: {set(inputs) - set(declared)}"
+    for name, value in inputs.items():
+        assert isinstance(value, bool) == (declared[name].get("type") == "boolean"), f"{name}: {value!r}"
+    enabled = {job for job in component_jobs if not job.startswith(".")}
+    enabled -= {f"greedy:{name}" for name in ("nix-build", "bazel-build") if inputs.get(name) is False}
+    for name, job in consumer.items():
+        if isinstance(job, dict) and "needs" in job:
+            assert set(job["needs"]) <= enabled | set(consumer), f"{name} needs {job['needs']}; enabled: {enabled}"
 
 
 def test_shell_passes_shellcheck() -> None:
