@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import http.server
 import json
 import os
@@ -95,12 +94,6 @@ def build(installable: Sequence[str], env: Mapping[str, str], timeout: float = 1
     """``nix build --json --no-link`` (Nix 2.8 has no --print-out-paths); the ``out`` paths."""
     result = run_nix(["build", "--json", "--no-link", *installable], env, timeout=timeout)
     return [entry["outputs"]["out"] for entry in json.loads(result.stdout)]
-
-
-def closure(paths: Sequence[str], env: Mapping[str, str]) -> list[str]:
-    if not paths:
-        return []
-    return run_nix(["path-info", "--recursive", *paths], env).stdout.split()
 
 
 def is_valid(path: str, env: Mapping[str, str]) -> bool:
@@ -546,8 +539,3 @@ class LoopbackCache:
 def loopback_cache(root: Path, token: str | None = None, mode: CacheMode = "normal") -> Iterator[LoopbackCache]:
     with LoopbackCache(root, token=token, mode=mode) as cache:
         yield cache
-
-
-def fingerprint(text: str) -> str:
-    """Short stable digest for naming things after their content."""
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
