@@ -313,20 +313,23 @@ def test_preview_job_without_credentials_posts_the_offline_diff(tmp_path: Path) 
 
 
 # A stand-in for the Pulumi CLI (this machine has neither the CLI nor a cluster): it logs its arguments,
-# `preview --save-plan P` writes a plan with a unique nonce to P and prints a diff, `up --plan P` prints
-# the plan it was given. STAND_IN_PREVIEW_FAILS makes the preview fail like a policy violation would.
+# `preview --save-plan P` writes a plan with a unique nonce to P and prints a diff, `preview --json` prints
+# the digest file named by STAND_IN_DIGEST, `up --plan P` prints the plan it was given.
+# STAND_IN_PREVIEW_FAILS makes the preview fail like a policy violation would.
 PULUMI_STAND_IN = r"""#!/usr/bin/env bash
 echo "pulumi $*" >>"$PULUMI_STAND_IN_LOG"
 command=$1
+plan="" json=""
 while [ $# -gt 0 ]; do
-  case "$1" in --save-plan|--plan) plan=$2 ;; esac
+  case "$1" in --save-plan|--plan) plan=$2 ;; --json) json=1 ;; esac
   shift
 done
 case "$command" in
   preview)
+    if [ -n "$json" ]; then cat "$STAND_IN_DIGEST"; exit 0; fi
     echo "+ kubernetes:core/v1:Namespace flywheel create"
     if [ -n "${STAND_IN_PREVIEW_FAILS:-}" ]; then echo "error: mandatory policy violated"; exit 255; fi
-    printf '{"nonce": "%s"}\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$plan"
+    if [ -n "$plan" ]; then printf '{"nonce": "%s"}\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$plan"; fi
     ;;
   up) echo "applying plan $(cat "$plan")" ;;
 esac
@@ -394,3 +397,43 @@ def test_deploy_applies_the_plan_job_artifact_with_a_pulumi_stand_in(tmp_path: P
     result, calls = run("plan:dev")
     assert result.returncode == 1 and calls == []
     assert "plan: PULUMI_BACKEND_URL and KUBECONFIG must be set" in result.stdout
+
+
+@pytest.mark.slow
+def test_preview_job_with_credentials_posts_the_preview_with_a_pulumi_stand_in(tmp_path: Path) -> None:
+    """The MR pipeline's preview:dev job with PULUMI_BACKEND_URL and KUBECONFIG set: the `--diff` text and the
+    `--json` digest of a stand-in `pulumi` reach tools/mr_note.py, which posts them to the GitLab stand-in;
+    a failing preview fails the job and the note says so."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(PULUMI_STAND_IN)
+    (bin_dir / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    repo = project_copy(tmp_path / "repo")
+    digest = ROOT / "tests/fixtures/preview/update_detailed.json"
+    with serve_stand_in() as stand_in:
+        variables = {
+            "CI_PIPELINE_SOURCE": "merge_request_event",
+            "CI_MERGE_REQUEST_IID": str(MR_IID),
+            "CI_PROJECT_ID": str(PROJECT_ID),
+            "CI_API_V4_URL": f"{stand_in.url}/api/v4",
+            "FLYWHEEL_MR_NOTE_TOKEN": TOKEN,
+            "PULUMI_BACKEND_URL": "file:///state",
+            "KUBECONFIG": "/kubeconfig",
+            "PULUMI_STAND_IN_LOG": str(log),
+            "STAND_IN_DIGEST": str(digest),
+        }
+        args = [item for k, v in variables.items() for item in ("--variable", f"{k}={v}")]
+        result = gitlab_ci_local(repo, "--force-shell-executor", *args, "preview:dev", path=bin_dir)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        [note] = stand_in.notes[MR_IID]
+        assert "✅ **3 to update**" in note["body"] and "| | | `spec.replicas` | `2` → `3` |" in note["body"]
+        assert "+ kubernetes:core/v1:Namespace flywheel create" in note["body"]  # the --diff text, collapsed
+        assert [line.split(" --")[0] for line in log.read_text().splitlines()] == ["pulumi preview"] * 2
+
+        failing = [*args, "--variable", "STAND_IN_PREVIEW_FAILS=1"]
+        result = gitlab_ci_local(repo, "--force-shell-executor", *failing, "preview:dev", path=bin_dir)
+        assert result.returncode == 1
+        [note] = stand_in.notes[MR_IID]  # the same note, edited
+        assert "❌ **Failed**: `pulumi preview` exited with code 255" in note["body"]
+        assert "error: mandatory policy violated" in note["body"]
