@@ -51,17 +51,20 @@ ODD_VALUES: list[Any] = [None, UNKNOWN_TEXT, "[secret]", 7, -1.5, True, "", "x",
 
 
 def test_main_builds_the_pack_from_exactly_the_module_policy_list() -> None:
-    """Run policies/__main__.py as the host does (folder on sys.path), with PolicyPack patched out."""
-    saved_path, saved_module = list(sys.path), sys.modules.pop("flywheel_policies", None)
-    try:
-        with mock.patch("pulumi_policy.PolicyPack") as pack:
-            runpy.run_path(str(PACK), run_name="__main__")
+    """Run policies/__main__.py as the host does (folder on sys.path), with PolicyPack patched out.
+
+    The host imports the package as top-level ``flywheel_policies``; sys.modules and sys.path are restored
+    afterwards, so neither the package nor its submodules outlive this test.
+    """
+    with (
+        mock.patch.dict(sys.modules),
+        mock.patch.object(sys, "path", list(sys.path)),
+        mock.patch("pulumi_policy.PolicyPack") as pack,
+    ):
+        for name in [m for m in sys.modules if m.partition(".")[0] == "flywheel_policies"]:
+            del sys.modules[name]  # import it fresh from the folder, as the host does
+        runpy.run_path(str(PACK), run_name="__main__")
         loaded = sys.modules["flywheel_policies"]
-    finally:
-        sys.path[:] = saved_path
-        sys.modules.pop("flywheel_policies", None)
-        if saved_module is not None:
-            sys.modules["flywheel_policies"] = saved_module
     pack.assert_called_once()
     kwargs = pack.call_args.kwargs
     assert kwargs["policies"] is loaded.POLICIES  # the list itself, nothing added or dropped
