@@ -241,9 +241,12 @@ def test_markdown_holds_tables_targets_assumptions_and_charts() -> None:
     assert "Test CPU, 2 CPUs (nproc), 8.0 GiB memory" in text and "`make bench`" in text
 
 
-def test_quick_results_say_so() -> None:
+def test_quick_results_say_so_and_judge_no_target() -> None:
     text = report.markdown(sample_document(sample_result(quick=True)), image_dir="")
     assert "(quick run: fewer repetitions, smaller inputs)" in text
+    assert "not judged (quick run)" in text and "— met" not in text and "NOT met" not in text
+    full = report.markdown(sample_document(sample_result(quick=False)), image_dir="")
+    assert "not judged" not in full
 
 
 def test_results_round_trip_through_json() -> None:

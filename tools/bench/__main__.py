@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = result
             print(f"  {name}: done in {result.seconds:.1f} s")
             for target in result.targets:
-                print(f"    {target.text()}")
+                print(f"    {target.text(judged=not result.quick)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -80,7 +80,7 @@ def markdown(document: dict[str, Any], image_dir: str, heading_level: int = 2) -
             lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table.rows]
             lines.append("")
         if result.targets:
-            lines += [f"- {target.text()}" for target in result.targets]
+            lines += [f"- {target.text(judged=not result.quick)}" for target in result.targets]
             lines.append("")
         if result.notes:
             lines += [f"- {note}" for note in result.notes]

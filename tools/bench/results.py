@@ -37,8 +37,9 @@ class Target:
     def met(self) -> bool:
         return self.measured <= self.limit
 
-    def text(self) -> str:
-        verdict = "met" if self.met else "NOT met"
+    def text(self, judged: bool = True) -> str:
+        """``judged`` False for a quick run: one unwarmed run on small inputs proves nothing either way."""
+        verdict = ("met" if self.met else "NOT met") if judged else "not judged (quick run)"
         return f"{self.claim}: {self.measured:.2f} {self.unit} (target ≤ {self.limit:g} {self.unit}) — {verdict}"
 
     def to_json(self) -> dict[str, Any]:
