@@ -24,6 +24,7 @@ from components.config_types import (
     BucketName,
     CronSchedule,
     DnsLabel,
+    EndpointUrl,
     GitlabVariableKey,
     Hostname,
     HttpUrl,
@@ -147,7 +148,7 @@ class StorageConfig(Model):
     )
     bucket: BucketName = Field("flywheel-attic", description="Bucket for Attic's NARs and chunks (S3 naming rules).")
     region: str = Field("us-east-1", min_length=1, description="S3 region (any value for SeaweedFS).")
-    endpoint: HttpUrl | None = Field(
+    endpoint: EndpointUrl | None = Field(
         None, description="`s3` only: endpoint URL with scheme; omit for AWS S3's default endpoint."
     )
     size: Quantity | None = Field(None, description="`seaweedfs` only (required): volume size, e.g. `100Gi`.")
@@ -518,6 +519,8 @@ STRUCTURED_KEYS = {"gitlab", "storage", "database", "attic", "bazelCache", "runn
 # Paths (camelCase, within the flywheel namespace) whose values are never echoed in errors.
 SECRET_PATHS: set[tuple[str, ...]] = {("storage", "credentials"), ("storage", "bazelCredentials"), ("database", "url")}
 
+URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s'\"]+@")
+
 _EXPECTED_BY_TYPE = {
     "int_parsing": "an integer",
     "int_type": "an integer",
@@ -633,6 +636,7 @@ def _shown_value(error: Mapping[str, Any], hidden: set[tuple[str, ...]]) -> str:
         text = repr(value) if isinstance(value, str) else json.dumps(value)
     else:
         text = json.dumps(value, sort_keys=True, default=str)
+    text = URL_CREDENTIALS.sub(r"\1[secret]@", text)  # a URL's user:password@ is never echoed
     return text if len(text) <= 80 else text[:77] + "..."
 
 

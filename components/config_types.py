@@ -188,11 +188,23 @@ def check_bucket_name(value: str) -> str:
 
 
 def check_http_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/:]+(:\d{1,5})?(/[^\s]*)?", value):
+    if re.match(r"https?://[^/\s]*@", value):
+        raise config_problem(
+            "has credentials in the URL", "a URL without 'user:password@' (credentials belong in secret config)"
+        )
+    if not re.fullmatch(r"https?://[^\s/:@]+(:\d{1,5})?(/[^\s]*)?", value):
         raise config_problem(
             "not an http(s) URL with a scheme", "a URL such as 'https://s3.example.com' or 'http://10.0.0.5:9000'"
         )
     return value.rstrip("/")
+
+
+def check_endpoint_url(value: str) -> str:
+    """An S3 endpoint: scheme, host and port only (clients add the bucket and key paths themselves)."""
+    value = check_http_url(value)
+    if re.fullmatch(r"https?://[^/]+/.+", value):
+        raise config_problem("has a path", "scheme, host and optional port only, such as 'https://s3.example.com:9000'")
+    return value
 
 
 def check_attic_cache_name(value: str) -> str:
@@ -238,6 +250,7 @@ Humantime = Annotated[str, AfterValidator(check_humantime)]
 CronSchedule = Annotated[str, AfterValidator(check_cron)]
 BucketName = Annotated[str, AfterValidator(check_bucket_name)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+EndpointUrl = Annotated[str, AfterValidator(check_endpoint_url)]
 AtticCacheName = Annotated[str, AfterValidator(check_attic_cache_name)]
 Image = Annotated[str, AfterValidator(check_image)]
 GitlabVariableKey = Annotated[str, AfterValidator(check_gitlab_variable_key)]

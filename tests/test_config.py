@@ -218,6 +218,32 @@ def test_s3_endpoint_needs_a_scheme() -> None:
     assert problem.startswith("flywheel:storage.endpoint: not an http(s) URL with a scheme (got 's3.example.com:9000'")
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        (
+            "https://key:s3cr3t-pw@s3.example.com",
+            ["has credentials in the URL", "got 'https://[secret]@s3.example.com'"],
+        ),
+        ("https://s3.example.com/attic", ["has a path", "scheme, host and optional port only"]),
+    ],
+)
+def test_s3_endpoint_is_scheme_host_and_port_without_credentials(endpoint: str, words: list[str]) -> None:
+    raw = with_change(
+        "storage",
+        {
+            "backend": "s3",
+            "bucket": "flywheel-attic",
+            "endpoint": endpoint,
+            "credentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret-value-123"},
+        },
+    )
+    (problem,) = problems_for(raw)
+    assert problem.startswith("flywheel:storage.endpoint: ")
+    assert all(word in problem for word in words), problem
+    assert "s3cr3t-pw" not in problem
+
+
 def test_secret_values_are_never_echoed() -> None:
     secret = "wJalrXUtnFEMI-do-not-print"
     raw = with_change(

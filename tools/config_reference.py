@@ -31,6 +31,7 @@ CONSTRAINED_NAMES = {
     config_types.check_cron: "cron",
     config_types.check_bucket_name: "bucket name",
     config_types.check_http_url: "URL",
+    config_types.check_endpoint_url: "URL",
     config_types.check_attic_cache_name: "cache name",
     config_types.check_image: "image",
     config_types.check_gitlab_variable_key: "variable key",
