@@ -133,6 +133,17 @@ def _answers(server: S3Server) -> bool:
     return True
 
 
+def _serve(server: S3Server, command: list[str], what: str, **popen: Any) -> Iterator[S3Server]:
+    """Start ``command`` (output to ``server.log``), yield ``server`` once it answers S3, stop it afterwards."""
+    with server.log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **popen)
+    try:
+        _wait_until(lambda: _answers(server), process, server.log, what)
+        yield server
+    finally:
+        _stop(process)
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real SeaweedFS `weed server -s3` with the identities components/storage.py renders."""
@@ -165,14 +176,10 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "-s3.port.grpc": s3_grpc,
     }
     command = [str(weed), *args, *(f"{flag}={port}" for flag, port in ports.items())]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root)
     server = S3Server(f"http://127.0.0.1:{s3}", KEYS, SEAWEEDFS_BUCKET, log)
     try:
-        _wait_until(lambda: _answers(server), process, log, "SeaweedFS")
-        yield server
+        yield from _serve(server, command, "SeaweedFS", cwd=root)
     finally:
-        _stop(process)
         # weed leaves unix sockets named after its gRPC ports in /tmp
         for port in (master_grpc, volume_grpc, filer_grpc, s3_grpc, s3):
             for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
@@ -188,14 +195,6 @@ def moto_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server
     (port,) = free_ports(1)
     log = root / "moto.log"
     env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
     keys = {name: ("testing", "testing-secret") for name in (ADMIN, ATTIC, BAZEL)}
     server = S3Server(f"http://127.0.0.1:{port}", keys, SEAWEEDFS_BUCKET, log)
-    try:
-        _wait_until(lambda: _answers(server), process, log, "moto_server")
-        yield server
-    finally:
-        _stop(process)
+    yield from _serve(server, [str(moto), "-H", "127.0.0.1", "-p", str(port)], "moto_server", env=env)
