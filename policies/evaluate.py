@@ -50,19 +50,20 @@ class RecordedResourceOptions(PolicyResourceOptions):
         self.retain_on_delete = retain_on_delete
 
 
-def _with_unknowns(value: Any) -> Any:
+def engine_values(value: Any) -> Any:
+    """Recorded values as the engine sends them: the render's ``[unknown]`` marker becomes the unknown sentinel."""
     if value == UNKNOWN_TEXT:
         return UNKNOWN_STRING_VALUE
     if isinstance(value, dict):
-        return {k: _with_unknowns(v) for k, v in value.items()}
+        return {k: engine_values(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_with_unknowns(v) for v in value]
+        return [engine_values(v) for v in value]
     return value
 
 
 def analyzer_props(inputs: Mapping[str, Any]) -> Any:
     """Props as the analyzer hands them to a policy."""
-    return unknown_checking_proxy(deserialize_properties(_with_unknowns(dict(inputs))))
+    return unknown_checking_proxy(deserialize_properties(engine_values(dict(inputs))))
 
 
 def _options(record: Mapping[str, Any]) -> RecordedResourceOptions:

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import policies.flywheel_policies as flywheel_policies
-from policies.evaluate import UNKNOWN_TEXT, evaluate_resources
+from policies.evaluate import UNKNOWN_TEXT, engine_values, evaluate_resources
 from tests.conftest import ROOT, stack_with
 from tools import check_policies
 from tools.render import RenderResult
@@ -298,18 +298,8 @@ def policy_host() -> Iterator[Any]:
 def _analyzer_resource(record: dict[str, Any]) -> Any:
     from google.protobuf import json_format, struct_pb2
     from pulumi.runtime.proto import analyzer_pb2
-    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-    def engine_value(value: Any) -> Any:  # the render's markers back into what the engine sends
-        if value == UNKNOWN_TEXT:
-            return UNKNOWN_STRING_VALUE
-        if isinstance(value, dict):
-            return {k: engine_value(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [engine_value(v) for v in value]
-        return value
-
-    properties = json_format.ParseDict(engine_value(record.get("inputs", {})), struct_pb2.Struct())
+    properties = json_format.ParseDict(engine_values(record.get("inputs", {})), struct_pb2.Struct())
     options = analyzer_pb2.AnalyzerResourceOptions(
         protect=bool(record.get("options", {}).get("protect")), parent=record.get("parent", "")
     )
