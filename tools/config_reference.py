@@ -80,7 +80,7 @@ def _type_name(annotation: Any, field: FieldInfo | None = None) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
         validators = [getattr(m, "func", None) for m in args[1:]]
-        names = [CONSTRAINED_NAMES[v] for v in validators if v in CONSTRAINED_NAMES]  # type: ignore[index]
+        names = [CONSTRAINED_NAMES[v] for v in validators if v in CONSTRAINED_NAMES]
         return names[0] if names else _type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
