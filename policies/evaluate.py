@@ -170,7 +170,7 @@ def _run(policy: Policy, args: Any, urn: str, level: EnforcementLevel, out: list
         out.append({"policyName": policy.name, "enforcementLevel": level.value, "urn": target, "message": message})
 
     try:
-        result = policy.validate(args, report_violation)  # type: ignore[attr-defined]
+        result = policy.validate(args, report_violation)
         if inspect.isawaitable(result):
             asyncio.run(_await(result))
     except UnknownValueError as err:  # the analyzer turns this into an advisory "can't run during preview"

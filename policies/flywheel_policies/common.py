@@ -215,7 +215,7 @@ def parse_document(value: str) -> dict[str, Any] | list[Any] | None:
 _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it (10x faster)
 
 
-class _TolerantLoader(_SafeLoader):  # type: ignore[misc]
+class _TolerantLoader(_SafeLoader):
     """SafeLoader that reads GitLab's custom tags (``!reference [...]``) as plain data."""
 
 
