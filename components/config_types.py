@@ -50,6 +50,10 @@ HUMANTIME_UNITS = {
 HUMANTIME_TOKEN = re.compile(r"\s*(\d+)\s*([A-Za-z]+)")
 # GitLab's rule for masked CI/CD variable values (MASK_REGEX in GitLab's source).
 GITLAB_MASKABLE = re.compile(r"^[a-zA-Z0-9_+=/@:.~-]{8,}$")
+GITLAB_MASKABLE_RULE = (
+    "one line of at least 8 characters from the Base64 alphabet (letters, digits, '+', '/', '=', '-', '_') "
+    "plus '@', ':', '.', '~'"
+)
 GITLAB_VARIABLE_KEY = re.compile(r"^[a-zA-Z0-9_]{1,255}$")
 ATTIC_CACHE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,50}$")
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -235,11 +239,7 @@ def check_gitlab_variable_key(value: str) -> str:
 def check_maskable(value: str) -> str:
     """GitLab refuses to mask values outside this rule; check before sending."""
     if not GITLAB_MASKABLE.match(value):
-        raise config_problem(
-            "value cannot be masked by GitLab",
-            "one line of at least 8 characters from the Base64 alphabet (letters, digits, '+', '/', '=', '-', '_') "
-            "plus '@', ':', '.', '~'",
-        )
+        raise config_problem("value cannot be masked by GitLab", GITLAB_MASKABLE_RULE)
     return value
 
 

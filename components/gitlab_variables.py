@@ -13,7 +13,7 @@ import pulumi
 import pulumi_gitlab
 
 from components.config import CONTRACT_RUNNER_KEYS, GitlabConfig
-from components.config_types import GITLAB_MASKABLE
+from components.config_types import GITLAB_MASKABLE, GITLAB_MASKABLE_RULE
 from components.contract import CacheContract
 
 PUSH_VARIABLE_DESCRIPTION = (
@@ -40,8 +40,7 @@ def require_maskable(key: str, value: str) -> str:
     if not GITLAB_MASKABLE.match(value):
         raise ValueError(
             f"group variable {key}: value cannot be masked by GitLab (got a value of {len(value)} characters; "
-            "expected one line of at least 8 characters "
-            "from the Base64 alphabet plus '@', ':', '.', '~')"
+            f"expected {GITLAB_MASKABLE_RULE})"
         )
     return value
 
