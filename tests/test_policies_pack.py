@@ -79,6 +79,22 @@ def test_policy_names_are_unique_and_described() -> None:
     assert all(p.description.endswith(".") for p in flywheel_policies.POLICIES)
 
 
+def test_pack_restates_the_programs_facts_unchanged() -> None:
+    """The policy host runs the pack in its own venv without components/ or tools/, so the pack restates
+    a few of their facts; a change on one side only would make a policy judge the wrong thing silently."""
+    from components import config, runners, s3_bucket
+    from policies.flywheel_policies import bazel, common, storage
+    from policies.flywheel_policies import runners as runner_policies
+    from tools import render
+
+    assert common.SUBSTRATE_MODE == config.SUBSTRATE_MODE
+    assert runner_policies.CACHE_INJECTION_LABEL == runners.CACHE_INJECTION_LABEL
+    assert f"pulumi-python:{s3_bucket.S3Bucket._resource_type_name}" == storage.BUCKET_TYPE
+    assert pytest.approx(1 + config.BAZEL_DISK_HEADROOM_PERCENT / 100) == bazel.DEFAULT_BAZEL_HEADROOM
+    assert common.REDACTED == render.REDACTED
+    assert UNKNOWN_TEXT == render.UNKNOWN_TEXT
+
+
 # --- robustness: missing, unknown and odd properties -----------------------------------------------------
 
 
