@@ -377,8 +377,9 @@ def test_secrets_out_of_configmaps_refuses_secrets_in_server_toml(
         ("[secret]", "a value Pulumi holds as secret"),
         ("ATTIC_TOKEN=abcdefgh12345678\nOTHER=1\n", "ATTIC_TOKEN"),
         ("glrt-" + "a1b2c3d4e5f6g7h8i9j0", "GitLab token"),
+        ("glffct-" + "a1b2c3d4e5f6g7h8i9j0", "GitLab token"),
     ],
-    ids=["pem", "pulumi-secret", "env-file-token", "runner-token"],
+    ids=["pem", "pulumi-secret", "env-file-token", "runner-token", "feature-flags-client-token"],
 )
 def test_secrets_out_of_configmaps_refuses_a_hand_added_entry(
     dev_render: RenderResult, value: str, fragment: str

@@ -15,7 +15,7 @@ from .common import CONFIG_MAP, REDACTED, as_dict, meaningful, parse_document, r
 _PRIVATE_KEY_PEM = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _URL_WITH_PASSWORD = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:[^/\s@]+@")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}")
-_GITLAB_TOKEN = re.compile(r"\bgl(?:rt|pat|dt|ptt|ft|soat|cbt|imt|agent|oas|ft|rtr)-[A-Za-z0-9_-]{10,}")
+_GITLAB_TOKEN = re.compile(r"\bgl(?:rt|rtr|pat|dt|ptt|ft|ffct|soat|cbt|imt|agent|oas)-[A-Za-z0-9_-]{10,}")
 _NIX_SECRET_KEY = re.compile(r"^[A-Za-z0-9._+?=-]+:([A-Za-z0-9+/]{86}==)$")
 _SECRET_KEY_NAME = re.compile(r"(?i)(secret|password|passwd|private[-_]?key|credential|(^|[-_.])(api[-_]?)?token$)")
 # Keys that name where a secret lives rather than holding it (secretName, token-file, password_path, ...).
