@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tools.mocks import FlywheelMocks, RecordingMonitor
 from tools.render import RenderResult, StackConfig, read_stack_file, registered_resources, run_program, run_under_mocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,31 @@ def register(build: Callable[[], object]) -> list[dict[str, Any]]:
             await result
 
     return registered_resources(run_under_mocks(main))
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """``value`` with every secret sentinel replaced by what it wraps (for tests that check real values)."""
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def run_unredacted(stack: StackConfig) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Run the program like the render, but return (inputs by resource name with secrets unwrapped, outputs).
+
+    The render redacts secrets; checking that the right secret lands in the right Secret needs the raw values.
+    Secret outputs stay redacted.
+    """
+    monitor = RecordingMonitor(FlywheelMocks())
+    result = run_program("dev", stack, monitor=monitor)
+    inputs = {r.name: {"type": r.type, **unwrap_secrets(r.inputs)} for r in monitor.registrations}
+    return inputs, result.outputs
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from components.config import DatabaseConfig
 from components.database import cnpg_app_secret, cnpg_cluster_spec
 from components.kube import SecretKeyRef
-from tests.conftest import dev_value
+from tests.conftest import dev_value, run_unredacted
 from tests.k8s_schema import schema_errors
 from tests.test_config import problems_for, with_change
 from tools.render import REDACTED, RenderResult, kubernetes_objects
@@ -132,7 +132,6 @@ def test_external_dsn_never_appears_in_resources_files_or_outputs(external_rende
 
 def test_external_url_reference_is_the_owned_secret() -> None:
     from tests.conftest import stack_with
-    from tests.test_storage import run_unredacted
 
     inputs, outputs = run_unredacted(stack_with({"database": {"backend": "external", "url": DSN}}))
     assert inputs["attic-db-url"]["stringData"] == {"uri": DSN}

@@ -4,7 +4,6 @@ and bucket Job against a real SeaweedFS, and the config errors users see."""
 from __future__ import annotations
 
 import json
-import runpy
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,7 +22,15 @@ from components.storage import (
     SEAWEEDFS_CONFIG_DIR,
     seaweedfs_scopes,
 )
-from tests.conftest import ROOT, StackConfig, dev_stack, dev_value, require_binary, require_tool, stack_with
+from tests.conftest import (
+    dev_stack,
+    dev_value,
+    require_binary,
+    require_tool,
+    run_unredacted,
+    stack_with,
+    unwrap_secrets,
+)
 from tests.k8s_schema import schema_errors
 from tests.test_config import problems_for, with_change
 from tools.mocks import mock_outputs
@@ -69,42 +76,12 @@ def everything_rendered(result: RenderResult) -> str:
     return json.dumps(result.resources) + json.dumps(result.outputs) + "".join(map(str, result.files.values()))
 
 
-def _unwrap(value: Any) -> Any:
-    from pulumi.runtime import rpc
-
-    if rpc.is_rpc_secret(value):
-        return _unwrap(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
-
-
-def run_unredacted(stack: StackConfig) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Run the program under the mocks and return (inputs by resource name with secrets unwrapped, outputs).
-
-    The render redacts secrets; checking that the right secret lands in the right Secret needs the raw values.
-    """
-    import pulumi
-
-    outputs: dict[str, Any] = {}
-
-    async def main() -> None:
-        program = runpy.run_path(str(ROOT / "__main__.py"), run_name="flywheel_program")
-        for key, value in program["platform"].outputs.items():
-            outputs[key] = await pulumi.Output.from_input(value).future()
-
-    monitor = run_under_mocks(main, "dev", stack)
-    return {r.name: {"type": r.type, **_unwrap(r.inputs)} for r in monitor.registrations}, outputs
-
-
 def generated_secrets(result: RenderResult) -> list[str]:
     """Every credential the mocks generate for the storage (what `random` would produce for real)."""
     values = []
     for resource in result.resources:
         if resource["type"].startswith("random:") and resource["name"].startswith("storage-"):
-            outs = _unwrap(mock_outputs(resource["type"], resource["name"], resource["inputs"]))
+            outs = unwrap_secrets(mock_outputs(resource["type"], resource["name"], resource["inputs"]))
             values.append(outs["result"])
     return values
 
