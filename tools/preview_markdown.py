@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The render's markers; `[secret]` is also how `pulumi preview --json` prints a secret.
-from tools.render import REDACTED, UNKNOWN_TEXT
+from tools.render import REDACTED, SECRET_DATA_FIELDS, UNKNOWN_TEXT
 
 # GitLab refuses notes longer than this (characters).
 NOTE_LIMIT = 1_000_000
@@ -55,7 +55,7 @@ _URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^/\s:@\"']+):([^@\s/\"']+)
 _PEM_PRIVATE = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?(-----END \1-----|\Z)", re.DOTALL)
 # A value that names where the secret comes from (`$VAR`, `${VAR}`, `$(cmd)`, `$[[ inputs.x ]]`) is no secret.
 _VARIABLE_REF = re.compile(r"^\$(\{?[A-Za-z_]|\(|\[\[)")
-_SECRET_TYPES_WHOLE_DATA = {"kubernetes:core/v1:Secret": ("data", "stringData")}
+_SECRET_TYPES_WHOLE_DATA = {"kubernetes:core/v1:Secret": SECRET_DATA_FIELDS}
 _GITLAB_VARIABLE_TYPES = {
     "gitlab:index/groupVariable:GroupVariable",
     "gitlab:index/projectVariable:ProjectVariable",

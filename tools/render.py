@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "flywheel"
 REDACTED = "[secret]"
 UNKNOWN_TEXT = "[unknown]"
+SECRET_DATA_FIELDS = ("data", "stringData")  # a Kubernetes Secret's fields, secret as a whole
 # Rendering secure config offline: a value of the right shape stands in for what cannot be decrypted.
 PLACEHOLDERS = {("flywheel:database", "url"): "postgresql://offline:placeholder@offline.invalid:5432/attic"}
 
@@ -232,7 +233,7 @@ def kubernetes_objects(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         manifest = {key: inputs[key] for key in ("apiVersion", "kind", "metadata") if key in inputs}
         manifest.update({k: v for k, v in inputs.items() if k not in manifest})
         if manifest["kind"] == "Secret":
-            for key in ("data", "stringData"):
+            for key in SECRET_DATA_FIELDS:
                 if isinstance(manifest.get(key), dict):
                     manifest[key] = dict.fromkeys(manifest[key], REDACTED)
         objects.append(manifest)
