@@ -21,6 +21,7 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic
+from pulumi.runtime import rpc
 
 CLAIM_NAMESPACE = "https://jwt.attic.rs/v1"
 # Attic's permission bits (token/src/lib.rs, CachePermission).
@@ -137,7 +138,9 @@ class AtticTokenProvider(pulumi.dynamic.ResourceProvider):
         changed = [
             key for key in ("claims", "validity_seconds", "rotation_window_seconds") if olds.get(key) != news.get(key)
         ]
-        if olds.get("key_fingerprint") != key_fingerprint(news["signing_key"]):
+        # A signing key being replaced is unknown during preview: that alone means a new token.
+        signing_key = news["signing_key"]
+        if signing_key == rpc.UNKNOWN or olds.get("key_fingerprint") != key_fingerprint(signing_key):
             changed.append("signing_key")
         expires_at = olds.get("expires_at")
         if expires_at is None or needs_rotation(expires_at, self.clock(), float(news["rotation_window_seconds"])):

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pulumi.dynamic import dynamic
-from pulumi.runtime import MockResourceArgs
+from pulumi.runtime import MockResourceArgs, rpc
 from pulumi.runtime.rpc import is_rpc_secret
 
 from components.attic_token import (
@@ -171,6 +171,13 @@ def test_diff_reports_a_change_when_an_input_changes(change: dict[str, Any]) -> 
     result = provider.diff("id", state, props(**change))
     assert result.changes is True
     assert not result.replaces  # re-minted in place: consumers keep referring to the same resource
+
+
+def test_diff_in_preview_with_the_signing_key_being_replaced_reports_a_change() -> None:
+    """The engine diffs with unknowns kept: a replaced signing key arrives as Pulumi's unknown sentinel."""
+    provider = AtticTokenProvider(Clock(T0))
+    state = provider.create(props()).outs
+    assert provider.diff("id", state, props(signing_key=rpc.UNKNOWN)).changes is True
 
 
 def test_update_re_mints_a_later_token_with_the_new_inputs() -> None:
