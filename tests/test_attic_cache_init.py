@@ -105,7 +105,13 @@ def api() -> Iterator[tuple[CacheConfigStandIn, str]]:
 
 
 def run_script(
-    tmp_path: Path, endpoint: str, *, token: str = TOKEN, expected_key: str = PUBLIC_KEY
+    tmp_path: Path,
+    endpoint: str,
+    *,
+    token: str = TOKEN,
+    expected_key: str = PUBLIC_KEY,
+    bash_options: tuple[str, ...] = (),
+    path: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     require_tool("bash")
     require_tool("curl")
@@ -115,7 +121,7 @@ def run_script(
     (init / "create-cache.json").write_text(json.dumps(create_cache_request(CONFIG, SECRET_KEY)))
     (init / "configure-cache.json").write_text(json.dumps(configure_cache_request(CONFIG, SECRET_KEY)))
     env = {
-        "PATH": os.environ["PATH"],
+        "PATH": path or os.environ["PATH"],
         "ATTIC_ENDPOINT": endpoint,
         "ATTIC_CACHE": "main",
         "ATTIC_INIT_DIR": str(init),
@@ -125,7 +131,9 @@ def run_script(
         "TMPDIR": str(tmp_path),
         "HOME": str(tmp_path),
     }
-    return subprocess.run(["bash", str(CACHE_INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", *bash_options, str(CACHE_INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def methods(stand_in: CacheConfigStandIn) -> list[str]:
@@ -221,12 +229,29 @@ def test_an_unreachable_server_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_the_token_stays_out_of_output_and_argv(api: tuple[CacheConfigStandIn, str], tmp_path: Path) -> None:
-    _, endpoint = api
-    result = run_script(tmp_path, endpoint)
-    assert result.returncode == 0
+    """A curl wrapper first on PATH records every argv the script gives curl (what /proc/<pid>/cmdline shows)."""
+    stand_in, endpoint = api
+    curl = require_tool("curl")
+    wrappers = tmp_path / "bin"
+    wrappers.mkdir()
+    argv_log = tmp_path / "curl-argv"
+    (wrappers / "curl").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >>"{argv_log}"\nexec "{curl}" "$@"\n')
+    (wrappers / "curl").chmod(0o755)
+    result = run_script(tmp_path, endpoint, path=f"{wrappers}:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    argv = argv_log.read_text()
+    assert argv.count("--config") == 3  # the wrapper saw all three requests
+    assert TOKEN not in argv and "Authorization" not in argv
     assert TOKEN not in result.stdout + result.stderr
-    script = CACHE_INIT_SCRIPT.read_text()
-    assert '--header "Authorization' not in script and '-H "Authorization' not in script
-    assert "--config" in script  # the header comes from a private curl config file
-    # and the scratch directory holding that file is gone afterwards
+    assert set(stand_in.seen_authorization) == {f"Bearer {TOKEN}"}  # the header still reached the server
+    # and the scratch directory holding the curl config file is gone afterwards
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("tmp.")]
+
+
+def test_the_token_stays_out_of_a_bash_x_trace(api: tuple[CacheConfigStandIn, str], tmp_path: Path) -> None:
+    """Someone debugging the Job with `bash -x` must not print the token into the pod log."""
+    _, endpoint = api
+    result = run_script(tmp_path, endpoint, bash_options=("-x",))
+    assert result.returncode == 0, result.stderr
+    assert "+ curl" in result.stderr  # the trace is really on
+    assert TOKEN not in result.stdout + result.stderr

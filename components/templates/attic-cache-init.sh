@@ -9,7 +9,7 @@
 # Any other answer fails the run with the server's own message.
 # Environment: ATTIC_ENDPOINT (API base URL ending in '/'), ATTIC_CACHE, ATTIC_INIT_DIR (holds `token`,
 # `create-cache.json`, `configure-cache.json`), optional EXPECTED_PUBLIC_KEY, ATTIC_RETRIES (default 10),
-# ATTIC_RETRY_DELAY (seconds, default 3). The token is only ever written to a private curl config file.
+# ATTIC_RETRY_DELAY (seconds, default 3). The token is only ever copied into a private curl config file.
 set -euo pipefail
 
 : "${ATTIC_ENDPOINT:?ATTIC_ENDPOINT must be set}"
@@ -31,10 +31,13 @@ done
 umask 077
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# Keep the token out of argv (visible in /proc): curl reads the header from its config file.
-token=$(<"$ATTIC_INIT_DIR/token")
-printf 'header = "Authorization: Bearer %s"\n' "$token" >"$work/curlrc"
-unset token
+# Keep the token out of argv (visible in /proc) and out of a `bash -x` trace: it goes from its file straight
+# into curl's private config file, never through a shell variable or a command argument.
+{
+	printf 'header = "Authorization: Bearer '
+	tr -d '\r\n' <"$ATTIC_INIT_DIR/token"
+	printf '"\n'
+} >"$work/curlrc"
 
 url="${ATTIC_ENDPOINT%/}/_api/v1/cache-config/${ATTIC_CACHE}"
 
