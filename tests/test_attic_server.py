@@ -267,6 +267,10 @@ def test_no_secret_value_appears_outside_secrets(dev: AtticRun) -> None:
     for manifest in dev.all("Secret"):
         # the render keeps a secret mapping's keys (not secret) and redacts every value
         assert manifest["stringData"] and set(manifest["stringData"].values()) == {REDACTED}
+    # nor does a secret Output: the render shows it redacted, but the cluster would get it in plain text
+    for manifest in dev.manifests:
+        if manifest["kind"] != "Secret":
+            assert REDACTED not in json.dumps(manifest), manifest["metadata"]["name"]
 
 
 def test_configmap_carries_the_toml_and_pods_carry_its_checksum(dev: AtticRun) -> None:
