@@ -156,7 +156,10 @@ class AtticTokenProvider(pulumi.dynamic.ResourceProvider):
 
 
 class AtticToken(pulumi.dynamic.Resource):
-    """A JWT for ``subject`` with ``grants`` (``{"cache": ["pull", "push"]}``), signed by ``signing_key``."""
+    """A JWT for ``subject`` with ``grants`` (``{"cache": ["pull", "push"]}``), signed by ``signing_key``.
+
+    Type `pulumi-python:dynamic/flywheel:AtticToken`.
+    """
 
     token: pulumi.Output[str]
     expires_at: pulumi.Output[int]
@@ -185,3 +188,7 @@ class AtticToken(pulumi.dynamic.Resource):
         }
         secret = pulumi.ResourceOptions(additional_secret_outputs=["token"])
         super().__init__(AtticTokenProvider(), name, props, pulumi.ResourceOptions.merge(secret, opts))
+
+
+# What `class AtticToken(Resource, module="flywheel", name="AtticToken")` would set, spelled out for the type checker.
+AtticToken._resource_type_name = "dynamic/flywheel:AtticToken"

@@ -223,10 +223,10 @@ def test_the_provider_survives_pulumis_serialization(tmp_path: Path) -> None:
 
 
 def test_resource_registers_its_claims_and_the_signing_key_as_a_secret() -> None:
-    """Under mocks the provider does not run: check what the engine would receive.
+    """Under mocks the provider does not run: check what the engine would receive, and the token's secrecy.
 
-    The token's secrecy (additional_secret_outputs) is not checked here: tools/mocks.py wraps any
-    dynamic ``token`` output itself, so such an assertion would pass whatever the resource declares.
+    The mocks make an output secret only when the resource declares it (additional_secret_outputs), as the
+    engine does, so the secrecy assertion fails if AtticToken stops declaring it.
     """
     token: dict[str, Any] = {}
 
@@ -240,9 +240,12 @@ def test_resource_registers_its_claims_and_the_signing_key_as_a_secret() -> None
             rotation_window_seconds=14 * DAY,
         )
         token["value"] = await resource.token.future()
+        token["secret"] = await resource.token.is_secret()
 
     (registered,) = [r for r in register(build) if r["name"] == "unit-ci-push-token"]
     assert (token["value"] or "").count(".") == 2  # a JWT-shaped stand-in
+    assert token["secret"] is True
+    assert registered["type"] == "pulumi-python:dynamic/flywheel:AtticToken"
     inputs = registered["inputs"]
     assert inputs["claims"] == {"sub": "flywheel/ns/ci-push", "caches": {"main": {"r": 1, "w": 1}}}
     assert inputs["signing_key"] == REDACTED  # registered as a secret

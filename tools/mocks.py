@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import string
+import threading
 from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import serialization
@@ -102,8 +103,9 @@ def mock_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return _private_key_outputs(seed, inputs)
     if typ == "gitlab:index/userRunner:UserRunner":
         return {"token": wrap_rpc_secret("glrt-" + token_text(seed, 20)), "runnerId": int.from_bytes(digest(seed)[:3])}
-    if typ == "pulumi-python:dynamic:Resource" and "token" not in inputs and "claims" in inputs:
-        return {"token": wrap_rpc_secret(_fake_jwt(seed))}
+    if typ == "pulumi-python:dynamic/flywheel:AtticToken":
+        # not wrapped here: the resource declares it in additional_secret_outputs, as the engine would honour
+        return {"token": _fake_jwt(seed)}
     return {}
 
 
@@ -115,10 +117,17 @@ class FlywheelMocks(Mocks):
 
     def __init__(self) -> None:
         self.issued_secrets: list[str] = []
+        # The outputs the resource being registered declares secret (additional_secret_outputs), per thread:
+        # the SDK calls the monitor from a thread pool, and MockResourceArgs does not carry them.
+        self.declared_secret = threading.local()
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = {k: v for k, v in args.inputs.items() if k != "__provider"}
         outputs = mock_outputs(args.typ, args.name, args.inputs)
+        for name in getattr(self.declared_secret, "names", ()):
+            value = outputs.get(name, state.get(name))
+            if value is not None and not is_rpc_secret(value):
+                outputs[name] = wrap_rpc_secret(value)
         self.issued_secrets += [v["value"] for v in outputs.values() if is_rpc_secret(v)]
         state.update(outputs)
         return f"{args.name}-id", state
@@ -144,14 +153,19 @@ class Registration(NamedTuple):
 class RecordingMonitor(MockMonitor):
     """The SDK's mock monitor, also keeping each registration's options."""
 
-    def __init__(self, mocks: Mocks) -> None:
+    def __init__(self, mocks: FlywheelMocks) -> None:
         super().__init__(mocks)
+        self.mocks: FlywheelMocks = mocks
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         from pulumi.runtime import rpc
 
-        response = super().RegisterResource(request)
+        self.mocks.declared_secret.names = set(request.additionalSecretOutputs)
+        try:
+            response = super().RegisterResource(request)
+        finally:
+            self.mocks.declared_secret.names = set()
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(
                 Registration(
