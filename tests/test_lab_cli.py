@@ -28,7 +28,7 @@ LAB_BIN = Path(os.environ.get("FLYWHEEL_LAB_BIN", "/root/.cache/flywheel-lab/bin
 TOKEN = "glpat-lab-cli-0001"
 WRITES = {"POST", "PUT", "DELETE"}
 
-# eight CLI runs, each starting the language host and three plugins: minutes on a loaded 2-core machine
+# five CLI runs start the language host and three plugins each: minutes on a loaded 2-core machine
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pulumi-cli"), pytest.mark.timeout(900)]
 
 
