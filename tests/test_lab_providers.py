@@ -214,6 +214,14 @@ def test_configure_checks_the_token_like_the_early_auth_check(gitlab_api: GitLab
     ]
 
 
+def test_configure_waits_for_unknown_config_during_preview(gitlab_api: GitLabStandIn) -> None:
+    with running("gitlab") as plugin:
+        plugin.configure({"baseUrl": UNKNOWN, "token": secret(TOKEN)})
+        preview = plugin.create(RUNNER, {"runnerType": "group_type", "groupId": 1.0}, preview=True)
+        assert plain(preview.properties)["token"] == secret(UNKNOWN)
+    assert requests(gitlab_api) == []
+
+
 def test_user_runner_create_read_update_delete(gitlab_plugin: Plugin, gitlab_api: GitLabStandIn) -> None:
     news = {
         "runnerType": "group_type",
@@ -306,7 +314,9 @@ def test_plain_group_variable_update_and_delete(gitlab_plugin: Plugin, gitlab_ap
     assert list(gitlab_plugin.diff(VARIABLE, rid, outputs, inputs, changed).diffs) == ["value"]
     updated = plain(gitlab_plugin.update(VARIABLE, rid, outputs, changed).properties)
     assert updated["value"] == "https://cache.example.com"
-    assert requests(gitlab_api)[-1]["method"] == "PUT"
+    put = requests(gitlab_api)[-1]
+    assert (put["method"], put["query"]) == ("PUT", {"filter[environment_scope]": "*"})
+    assert "filter[environment_scope]" not in put["body"]
     gitlab_plugin.delete(VARIABLE, rid, updated)
     assert gitlab_api.state.variables[GROUP_ID] == {}
 

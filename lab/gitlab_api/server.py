@@ -100,7 +100,7 @@ def list_group_variables(call: Call) -> Reply:
 
 def _scope(call: Call) -> str | None:
     # terraform-provider-gitlab utils.WithEnvironmentScopeFilter sends filter[environment_scope]
-    return call.query.get("filter[environment_scope]") or call.body.get("filter", {}).get("environment_scope")
+    return call.query.get("filter[environment_scope]")
 
 
 def create_group_variable(call: Call) -> Reply:

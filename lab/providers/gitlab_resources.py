@@ -26,6 +26,7 @@ import urllib.request
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from lab.providers import wire
 from lab.providers.model import Package, Properties, ProviderError, ResourceType
 
 API_VERSION_PATH = "api/v4/"
@@ -57,15 +58,20 @@ class GitLabClient:
         self.base = ""
         self.token = ""
 
-    def request(self, method: str, path: str, options: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, options: dict[str, Any] | None = None, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """go-gitlab NewRequest: options are the JSON body of POST/PUT and the query of GET/DELETE."""
         if not self.base:
             raise ProviderError("gitlab stand-in: the provider is not configured (no baseUrl)")
         options = {k: v for k, v in (options or {}).items() if v is not None}
-        url, data = self.base + path, None
+        url, data, query = self.base + path, None, dict(query or {})
         if method in {"POST", "PUT"}:
             data = json.dumps(options).encode()
-        elif options:
-            url += "?" + urlencode(options)
+        else:
+            query |= options
+        if query:
+            url += "?" + urlencode(query)
         request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
         request.add_header("Accept", "application/json")
         request.add_header("Authorization", f"Bearer {self.token}")
@@ -81,8 +87,15 @@ class GitLabClient:
         except urllib.error.URLError as error:
             raise ProviderError(f"gitlab stand-in: {method} {self.base}{path}: {error.reason}") from None
 
-    def call(self, method: str, path: str, options: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:
-        status, body = self.request(method, path, options)
+    def call(
+        self,
+        method: str,
+        path: str,
+        options: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        status, body = self.request(method, path, options, query)
         if missing_ok and status == 404:
             return None
         if status >= 400:
@@ -241,18 +254,19 @@ class GroupVariableType(ResourceType):
     def read(self, resource_id: str, state: Properties) -> Properties | None:
         group, key, scope = resource_id.split(":", 2)
         variable = self.client.call(
-            "GET", self._path(group, key), {"filter[environment_scope]": scope}, missing_ok=True
+            "GET", self._path(group, key), query={"filter[environment_scope]": scope}, missing_ok=True
         )
         return None if variable is None else {**state, **self._state(variable, group, state.get("value"))}
 
     def update(self, resource_id: str, state: Properties, inputs: Properties) -> Properties:
-        options = {**self._options(inputs), "filter[environment_scope]": inputs["environmentScope"]}
-        variable = self.client.call("PUT", self._path(inputs["group"], inputs["key"]), options)
+        # utils.WithEnvironmentScopeFilter adds filter[environment_scope] to the URL of any method
+        scope = {"filter[environment_scope]": inputs["environmentScope"]}
+        variable = self.client.call("PUT", self._path(inputs["group"], inputs["key"]), self._options(inputs), scope)
         return {**state, **inputs, **self._state(variable, inputs["group"], inputs["value"])}
 
     def delete(self, resource_id: str, state: Properties) -> None:
         query = {"filter[environment_scope]": state.get("environmentScope", "*")}
-        self.client.call("DELETE", self._path(state["group"], state["key"]), query)
+        self.client.call("DELETE", self._path(state["group"], state["key"]), query=query)
 
 
 class RepositoryFileType(ResourceType):
@@ -304,7 +318,7 @@ class RepositoryFileType(ResourceType):
         }
 
     def _current(self, inputs: Properties) -> Any:
-        return self.client.call("GET", self._path(inputs), {"ref": inputs["branch"]}, missing_ok=True)
+        return self.client.call("GET", self._path(inputs), query={"ref": inputs["branch"]}, missing_ok=True)
 
     @staticmethod
     def _state(inputs: Properties, file: dict[str, Any]) -> Properties:
@@ -365,6 +379,8 @@ class GitLabPackage(Package):
 
     def configure(self, config: Properties) -> None:
         # provider.go: base_url and token fall back to GITLAB_BASE_URL and GITLAB_TOKEN
+        if wire.is_unknown(config):
+            return  # a preview with provider config not known yet: the bridge skips configuring too
         base_url = config.get("baseUrl") or os.environ.get("GITLAB_BASE_URL")
         if not base_url:
             raise ProviderError("gitlab stand-in: baseUrl is not set (provider input baseUrl or $GITLAB_BASE_URL)")

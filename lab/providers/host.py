@@ -48,7 +48,8 @@ def changed_inputs(kind: ResourceType, old_inputs: Properties, news: Properties,
         if key in ignore or key == "__defaults":
             continue
         old, new = old_inputs.get(key, _MISSING), news.get(key, _MISSING)
-        if new is _MISSING and key in kind.optional_computed:
+        # absent from the program: an Optional+Computed input keeps the server's value; outputs are no inputs
+        if new is _MISSING and (key in kind.optional_computed or key in kind.computed_outputs):
             continue
         if old is _MISSING or new is _MISSING or not _equal(old, new, key in kind.set_valued):
             changed.append(key)
