@@ -30,6 +30,7 @@ GOMODCACHE = CACHE / "gomod"
 PULUMI_VERSION = "3.274.1"
 PULUMI_KUBERNETES_PSEUDO = "v4.0.0-20260115033456-f47bc2d6f199"
 KUBERNETES_VERSION = "1.36.1"
+KUBERNETES_PROVIDER_VERSION_VAR = "github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version"
 
 
 def go_env() -> dict[str, str]:
@@ -39,7 +40,6 @@ def go_env() -> dict[str, str]:
         "GOCACHE": str(CACHE / "gobuild"),
         "GOFLAGS": "-modcacherw",
         "GOTOOLCHAIN": "local",
-        "CGO_ENABLED": "0",
     }
 
 
@@ -147,7 +147,7 @@ COUNTERPARTS: tuple[Counterpart, ...] = (
         kind="real",
         recipe="build/pulumi-kubernetes",
         binaries={"pulumi-resource-kubernetes": "."},
-        ldflags=(f"-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version={kubernetes_provider_version()}",),
+        ldflags=(f"-X {KUBERNETES_PROVIDER_VERSION_VAR}={kubernetes_provider_version()}",),
         prepare=kubernetes_schema,
         what="pulumi-kubernetes provider (provider/v4 at the only commit the proxy serves)",
     ),

@@ -21,7 +21,7 @@ from lab.build import CACHE
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "policies", "tools")
-PASSPHRASE = "flywheel-lab-passphrase"  # protects only this throwaway state
+PASSPHRASE = "flywheel-lab-passphrase"  # noqa: S105 - protects only this throwaway lab state
 
 
 @dataclass
@@ -71,9 +71,7 @@ class Project:
         for name in PROJECT_FILES:
             source = ROOT / name
             if source.is_dir():
-                shutil.copytree(
-                    source, self.dir / name, ignore=shutil.ignore_patterns("__pycache__", "venv", ".venv")
-                )
+                shutil.copytree(source, self.dir / name, ignore=shutil.ignore_patterns("__pycache__", "venv", ".venv"))
             else:
                 shutil.copy2(source, self.dir / name)
         (self.dir / ".venv").symlink_to(ROOT / ".venv")
