@@ -58,6 +58,7 @@ def render(lab: Lab, stack: str, out: Path) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return {
+        "out": out,
         "resources": json.loads((out / "resources.json").read_text()),
         "manifests": [yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").rglob("*.yaml"))],
     }
@@ -134,3 +135,70 @@ def test_a_second_up_changes_nothing(lab: Lab, dev: dict[str, Any]) -> None:
     result = pulumi(lab, "preview", "--expect-no-changes", "--json").check()
     changed = [step for step in preview_steps(result.stdout) if step["op"] not in ("same", "read")]
     assert changed == []
+
+
+def test_a_config_change_shows_in_the_mr_note_as_the_render_diff_predicts(
+    lab: Lab, dev: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tools import mr_note, render_diff
+
+    assert lab.project is not None
+    pulumi(lab, "config", "set", "--path", "flywheel:attic.gc.retention", "14 days").check()
+    head = render(lab, STACK, tmp_path_factory.mktemp("render-head"))
+    preview_json = pulumi(lab, "preview", "--json").check().stdout
+    preview_text = pulumi(lab, "preview", "--diff").check().stdout
+    digest = json.loads(preview_json)
+
+    engine = mr_note.report_from_preview(STACK, digest, preview_text, 0)
+    offline = render_diff.report_from_renders(
+        STACK, render_diff.load_render(dev["out"]), render_diff.load_render(head["out"])
+    )
+    engine_changed = {(c.urn, c.op) for c in engine.changes}
+    offline_changed = {(c.urn, c.op) for c in offline.changes}
+    assert engine_changed, "the retention change planned nothing"
+    assert {urn for urn, _ in engine_changed} == {urn for urn, _ in offline_changed}
+
+    note_file = tmp_path_factory.mktemp("note") / "note.md"
+    (note_file.parent / "preview.json").write_text(preview_json)
+    (note_file.parent / "preview.txt").write_text(preview_text)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.mr_note",
+            "--stack",
+            STACK,
+            "--no-post",
+            "--out",
+            str(note_file),
+            "--preview-json",
+            str(note_file.parent / "preview.json"),
+            "--preview-text",
+            str(note_file.parent / "preview.txt"),
+            "--preview-exit-code",
+            "0",
+        ],
+        cwd=lab.project.dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    note = note_file.read_text()
+    for urn, _ in engine_changed:
+        assert urn.rsplit("::", 1)[1] in note
+    pulumi(lab, "config", "set", "--path", "flywheel:attic.gc.retention", "30 days").check()
+
+
+def test_destroy_leaves_the_retained_resources_in_place_and_says_so(lab: Lab, dev: dict[str, Any]) -> None:
+    assert lab.kube is not None
+    destroy = pulumi(lab, "destroy", "--yes", "--skip-preview").check()
+    retained = [r for r in dev["resources"] if r["options"]["retainOnDelete"] and r["type"].startswith("kubernetes:")]
+    assert retained, "the render retains nothing: the test would prove nothing"
+    for resource in retained:
+        inputs = resource["inputs"]
+        meta = inputs["metadata"]
+        live = lab.kube.get(inputs["apiVersion"], inputs["kind"], meta["name"], meta.get("namespace"))
+        assert live is not None, f"{inputs['kind']} {meta['name']} was deleted by pulumi destroy"
+        assert live["metadata"].get("deletionTimestamp") is None, f"{inputs['kind']} {meta['name']} is being deleted"
+    assert "retain" in destroy.stdout.lower(), destroy.stdout[-3000:]
