@@ -84,7 +84,9 @@ class Kube:
                 text = response.read().decode()
         except urllib.error.HTTPError as error:
             raise KubeError(error.code, method, path, error.read().decode(errors="replace")) from None
-        return json.loads(text) if text else None
+        if not text:
+            return None
+        return json.loads(text) if text.lstrip().startswith(("{", "[")) else text
 
     @staticmethod
     def path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None) -> str:
