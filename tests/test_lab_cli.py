@@ -1,9 +1,10 @@
-"""The real Pulumi CLI and Python language host run the stand-in plugins against the GitLab API stand-in.
+"""The real Pulumi CLI runs the stand-in plugins against the GitLab API stand-in.
 
 `pulumi up`, a second `pulumi up` (no changes, no write to GitLab), `pulumi refresh` (no drift), an
 in-place update and `pulumi destroy`, on a small program with every gitlab/random/tls resource type
-flywheel uses (tests/fixtures/lab_cli_program). The CLI and language host are the ones the e2e lab
-builds from the Go module proxy; without them this test skips (and fails under FLYWHEEL_E2E=1).
+flywheel uses (tests/fixtures/lab_cli_program). The CLI (real, 3.274.1) and the Python language host (the
+lab's stand-in, lab/standins/pulumi-language-python) are what `make lab` builds; without them this test
+skips (and fails under FLYWHEEL_E2E=1).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from lab.build import CACHE, by_name
 from lab.gitlab_api import GitLabStandIn, read_record, seeded
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "tests" / "fixtures" / "lab_cli_program"
-LAB_BIN = Path(os.environ.get("FLYWHEEL_LAB_BIN", "/root/.cache/flywheel-lab/bin"))
 TOKEN = "glpat-lab-cli-0001"
 WRITES = {"POST", "PUT", "DELETE"}
 
@@ -32,18 +33,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pulumi-cli"), pytest.ma
 
 
 def _tool(name: str) -> Path:
-    """A tool from PATH, else from the lab's build cache (``$FLYWHEEL_LAB_BIN/<name>-<version>/<name>``)."""
-    found = shutil.which(name)
-    if found:
-        return Path(found)
-    built = sorted(LAB_BIN.glob(f"{name}-[0-9]*/{name}"))
-    if not built:
-        message = f"{name} is not on PATH nor built under {LAB_BIN} (the e2e lab builds it)"
-        # `make test` does not build the lab (`make e2e` does, and sets FLYWHEEL_E2E=1): skip there, fail here
-        if os.environ.get("FLYWHEEL_E2E") == "1":
-            pytest.fail(f"FLYWHEEL_E2E=1: {message}")
-        pytest.skip(message)
-    return built[-1]
+    """The lab's build of ``name`` (lab.build), else another complete build of the same version in its cache."""
+    counterpart = by_name(name)
+    if counterpart.built():
+        return counterpart.bin_dir / name
+    others = sorted(CACHE.glob(f"bin/{name}-{counterpart.version}-*/.complete"))
+    if others:
+        return others[-1].parent / name
+    message = f"{name} {counterpart.version} is not built under {CACHE / 'bin'} (make lab builds it)"
+    # `make test` does not build the lab (`make e2e` does, and sets FLYWHEEL_E2E=1): skip there, fail here
+    if os.environ.get("FLYWHEEL_E2E") == "1":
+        pytest.fail(f"FLYWHEEL_E2E=1: {message}")
+    pytest.skip(message)
 
 
 @pytest.fixture
