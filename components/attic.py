@@ -389,7 +389,9 @@ class AtticServer(pulumi.ComponentResource):
 
     # --- wiring helpers ---------------------------------------------------------------------------
 
-    def _child(self, *depends_on: pulumi.Resource, delete_before_replace: bool = False) -> pulumi.ResourceOptions:
+    def _child(self, *depends_on: pulumi.Resource, delete_before_replace: bool | None = None) -> pulumi.ResourceOptions:
+        # None leaves the choice to the provider: an explicit False overrides the Kubernetes provider's
+        # delete-first for a same-named replacement (pkg/v3 resource/deploy/step_generator.go:2142-2144).
         return pulumi.ResourceOptions(
             parent=self, depends_on=[*self._upstream, *depends_on], delete_before_replace=delete_before_replace
         )

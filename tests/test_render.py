@@ -164,3 +164,11 @@ def test_no_secret_reaches_any_rendered_output(stack_name: str, tmp_path: Path) 
     assert not leaks, leaks
     # the secret inputs are still recorded, as the redaction marker
     assert render_tool.REDACTED in (tmp_path / "resources.json").read_text()
+
+
+def test_the_program_sets_delete_before_replace_only_where_it_means_it() -> None:
+    """deleteBeforeReplaceDefined as the engine receives it; unset leaves the choice to each provider."""
+    monitor = RecordingMonitor(FlywheelMocks())
+    run_program("dev", dev_stack(), monitor=monitor)
+    defined = {r.name: r.delete_before_replace for r in monitor.registrations if r.delete_before_replace is not None}
+    assert defined == {"attic-db-migrations": True}

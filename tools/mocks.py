@@ -148,6 +148,8 @@ class Registration(NamedTuple):
     protect: bool
     retain_on_delete: bool
     depends_on: list[str]
+    delete_before_replace: bool | None = None
+    """None when the program left it to the provider (deleteBeforeReplaceDefined false)."""
 
 
 class RecordingMonitor(MockMonitor):
@@ -178,6 +180,9 @@ class RecordingMonitor(MockMonitor):
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
                     depends_on=sorted(set(request.dependencies)),
+                    delete_before_replace=bool(request.deleteBeforeReplace)
+                    if request.deleteBeforeReplaceDefined
+                    else None,
                 )
             )
         return response
