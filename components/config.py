@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 from components.config_types import (
     AtticCacheName,
     BucketName,
+    CliText,
     CronSchedule,
     DnsLabel,
     EndpointUrl,
@@ -75,7 +76,7 @@ class Model(BaseModel):
 
 
 class ExtraVariable(Model):
-    value: str = Field(description="The variable's value.")
+    value: CliText = Field(description="The variable's value.")
     masked: bool = Field(False, description="Mask the value in job logs (GitLab's masking rules are checked).")
     hidden: bool = Field(False, description="Also hide the value in the UI (implies masked).")
     protected: bool = Field(False, description="Only expose the variable on protected branches and tags.")
@@ -110,7 +111,7 @@ class GitlabConfig(Model):
     @classmethod
     def _plain_values(cls, value: Any) -> Any:
         if isinstance(value, Mapping):
-            return {k: {"value": v} if isinstance(v, str) else v for k, v in value.items()}
+            return {k: {"value": v} if isinstance(v, str | int | float) else v for k, v in value.items()}
         return value
 
     @field_validator("extra_variables", mode="after")
@@ -392,8 +393,8 @@ class RunnerPoolConfig(Model):
     cpu_limit: Quantity = Field("2", description="Job pod CPU limit.")
     memory_request: Quantity = Field("1Gi", description="Job pod memory request.")
     memory_limit: Quantity = Field("4Gi", description="Job pod memory limit.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector for job pods.")
-    environment: dict[GitlabVariableKey, str] = Field(
+    node_selector: dict[str, CliText] = Field(default_factory=dict, description="Node selector for job pods.")
+    environment: dict[GitlabVariableKey, CliText] = Field(
         default_factory=dict, description="Extra job environment, e.g. `NIX_CONFIG` for Nix pools."
     )
     cache_injection: bool = Field(True, description="Inject the cache contract variables into jobs.")
