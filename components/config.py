@@ -32,6 +32,7 @@ from components.config_types import (
     Humantime,
     Image,
     Quantity,
+    Timeout,
     check_maskable,
     config_problem,
     parse_humantime,
@@ -217,6 +218,9 @@ class DatabaseConfig(Model):
     )
     install_operator: bool = Field(True, description="`cnpg`: install the CloudNativePG operator (Helm, pinned).")
     operator_chart_version: str = Field("0.23.0", description="`cnpg`: `cloudnative-pg` chart version.")
+    ready_timeout: Timeout = Field(
+        "15m", description="`cnpg`: how long `pulumi up` waits for the `Cluster` to be Ready before Attic starts."
+    )
     url: SecretStr | None = Field(
         None, description="`external` only (required): `postgres://...` DSN, set with `pulumi config set --secret`."
     )
@@ -330,6 +334,12 @@ class AtticConfig(Model):
     resources: Resources = Field(default_factory=Resources, description="api-server resources.")
     bootstrap_image: Image = Field(
         "buildpack-deps:bookworm-curl", description="Image of the cache bootstrap Job (needs bash and curl)."
+    )
+    migrations_timeout: Timeout = Field(
+        "30m", description="Deadline of the `db-migrations` Job; `pulumi up` waits as long (a failed Job re-runs)."
+    )
+    cache_init_timeout: Timeout = Field(
+        "10m", description="Deadline of the cache bootstrap Job; `pulumi up` waits as long (a failed Job re-runs)."
     )
 
     @model_validator(mode="after")

@@ -52,6 +52,7 @@ HUMANTIME_EXPECTED = (
     "a humantime duration such as '30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y), "
     "or a whole number of seconds"
 )
+MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS = 60, 86400
 HUMANTIME_TOKEN = re.compile(r"\s*(\d+)\s*([A-Za-z]+)")
 # GitLab's rule for masked CI/CD variable values (MASK_REGEX in GitLab's source).
 GITLAB_MASKABLE = re.compile(r"^[a-zA-Z0-9_+=/@:.~-]{8,}$")
@@ -161,6 +162,13 @@ def check_humantime(value: str) -> str:
         parse_humantime(value)
     except ValueError:
         raise config_problem("not a duration", HUMANTIME_EXPECTED) from None
+    return value
+
+
+def check_timeout(value: str) -> str:
+    seconds = parse_humantime(value)  # check_humantime ran first
+    if not MIN_TIMEOUT_SECONDS <= seconds <= MAX_TIMEOUT_SECONDS:
+        raise config_problem("timeout out of range", "a duration from '1m' to '24h'")
     return value
 
 
@@ -277,6 +285,8 @@ Hostname = Annotated[str, AfterValidator(check_hostname)]
 CliText = Annotated[str, BeforeValidator(text_from_scalar)]
 Quantity = Annotated[str, BeforeValidator(quantity_from_number), AfterValidator(check_quantity)]
 Humantime = Annotated[str, BeforeValidator(duration_from_number), AfterValidator(check_humantime)]
+# How long `pulumi up` waits for something to become ready (and a Job may run).
+Timeout = Annotated[Humantime, AfterValidator(check_timeout)]
 CronSchedule = Annotated[str, AfterValidator(check_cron)]
 BucketName = Annotated[str, AfterValidator(check_bucket_name)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]

@@ -77,7 +77,7 @@ def test_invalid_config_exits_2_with_one_line_per_problem_and_writes_nothing(tmp
     lines = [line.strip() for line in result.stderr.splitlines()[1:]]
     assert lines == [
         "flywheel:attic.gc.retention: not a duration (got '6 monthz'; expected a humantime duration such as "
-        "'30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y))",
+        "'30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y), or a whole number of seconds)",
         "flywheel:namespace: not a DNS-1123 label (got 'Bad Namespace'; expected lowercase letters, digits and '-', "
         "starting and ending with a letter or digit, at most 63 characters)",
     ]

@@ -150,6 +150,8 @@ class Registration(NamedTuple):
     depends_on: list[str]
     delete_before_replace: bool | None = None
     """None when the program left it to the provider (deleteBeforeReplaceDefined false)."""
+    custom_timeouts: dict[str, str] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+    """customTimeouts as sent: the operations (create, update, delete) that have one."""
 
 
 class RecordingMonitor(MockMonitor):
@@ -183,6 +185,11 @@ class RecordingMonitor(MockMonitor):
                     delete_before_replace=bool(request.deleteBeforeReplace)
                     if request.deleteBeforeReplaceDefined
                     else None,
+                    custom_timeouts={
+                        operation: getattr(request.customTimeouts, operation)
+                        for operation in ("create", "update", "delete")
+                        if getattr(request.customTimeouts, operation)
+                    },
                 )
             )
         return response
