@@ -306,7 +306,7 @@ def _check_within(request_key: str, request: str, limit_key: str, limit: str | N
 
 class AtticIngress(Model):
     class_name: str | None = Field(None, description="IngressClass name (cluster default if unset).")
-    annotations: dict[str, str] = Field(
+    annotations: dict[str, CliText] = Field(
         default_factory=dict, description="Extra annotations, e.g. cert-manager's issuer for TLS."
     )
     tls_secret_name: str | None = Field(None, description="Secret holding the TLS certificate (enables TLS).")

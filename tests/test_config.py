@@ -355,6 +355,9 @@ config:
     gc:
       retention: 2592000
     tokenValidity: 7776000
+    ingress:
+      annotations:
+        nginx.ingress.kubernetes.io/proxy-connect-timeout: 30
   flywheel:gitlab:
     extraVariables:
       ATTIC_PRIORITY: 41
@@ -388,6 +391,7 @@ def test_numbers_the_cli_stores_for_quantities_durations_and_text_are_accepted(t
     assert nix.node_selector == {"pool": "2"}
     assert config.attic.gc.retention == "2592000s" and config.attic.gc.retention_seconds == 30 * 86400
     assert config.attic.token_validity == "7776000s"
+    assert config.attic.ingress.annotations == {"nginx.ingress.kubernetes.io/proxy-connect-timeout": "30"}
     extra = config.gitlab.extra_variables
     assert (extra["ATTIC_PRIORITY"].value, extra["NIX_REMOTE_ENABLED"].value) == ("41", "false")
 
