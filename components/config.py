@@ -218,11 +218,11 @@ class DatabaseConfig(Model):
     )
     install_operator: bool = Field(True, description="`cnpg`: install the CloudNativePG operator (Helm, pinned).")
     operator_chart_version: str = Field("0.23.0", description="`cnpg`: `cloudnative-pg` chart version.")
-    ready_timeout: Timeout = Field(
-        "15m", description="`cnpg`: how long `pulumi up` waits for the `Cluster` to be Ready before Attic starts."
-    )
     url: SecretStr | None = Field(
         None, description="`external` only (required): `postgres://...` DSN, set with `pulumi config set --secret`."
+    )
+    ready_timeout: Timeout = Field(
+        "15m", description="`cnpg`: how long `pulumi up` waits for the `Cluster` to be Ready before Attic starts."
     )
 
     @model_validator(mode="after")
