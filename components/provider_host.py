@@ -64,23 +64,26 @@ def _engine_stub(address: str) -> Any:
 
 def warn(message: str) -> None:
     """A warning the user sees as one: through the engine's Log, not the host's stderr."""
-    address = engine_address()
-    if address is None:
-        print(f"warning: {message}", file=sys.stderr)
-        return
-    from pulumi.runtime.proto import engine_pb2
-
-    _engine_stub(address).Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message), timeout=10)
+    _say("WARNING", "warning", message)
 
 
 def info(message: str) -> None:
-    address = engine_address()
-    if address is None:
-        print(f"info: {message}", file=sys.stderr)
-        return
+    _say("INFO", "info", message)
+
+
+def _say(severity: str, prefix: str, message: str) -> None:
+    import grpc
     from pulumi.runtime.proto import engine_pb2
 
-    _engine_stub(address).Log(engine_pb2.LogRequest(severity=engine_pb2.INFO, message=message), timeout=10)
+    address = engine_address()
+    if address is not None:
+        request = engine_pb2.LogRequest(severity=getattr(engine_pb2, severity), message=message)
+        try:
+            _engine_stub(address).Log(request, timeout=10)
+            return
+        except grpc.RpcError:
+            pass  # a message must never fail the operation: say it on stderr instead
+    print(f"{prefix}: {message}", file=sys.stderr)
 
 
 class ProviderError(Exception):

@@ -154,8 +154,9 @@ URN = "urn:pulumi:dev::flywheel::flywheel:index:Test$pulumi-python:dynamic:Resou
 
 
 @contextmanager
-def dynamic_host(tmp_path: Path) -> Iterator[DynamicHost]:
-    """Start the SDK's host in the project directory, as the engine does, with an engine address to talk to."""
+def dynamic_host(tmp_path: Path, engine_address: str | None = None) -> Iterator[DynamicHost]:
+    """Start the SDK's host in the project directory, as the engine does, with an engine address to talk to
+    (``engine_address`` overrides the recording Engine, e.g. with one nothing listens on)."""
     engine = EngineLog()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     engine_pb2_grpc.add_EngineServicer_to_server(engine, server)
@@ -165,7 +166,7 @@ def dynamic_host(tmp_path: Path) -> Iterator[DynamicHost]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.dynamic", f"127.0.0.1:{engine_port}"],
+            [sys.executable, "-u", "-m", "pulumi.dynamic", engine_address or f"127.0.0.1:{engine_port}"],
             stdout=subprocess.PIPE,
             stderr=stderr,
             cwd=ROOT,

@@ -189,3 +189,18 @@ def test_a_one_line_error_leaves_the_shared_hosts_tracebacks_alone(host: Dynamic
     with pytest.raises(grpc.RpcError) as bug:
         host.create(AtticTokenProvider(), broken)
     assert "Traceback (most recent call last)" in bug.value.details()  # type: ignore[attr-defined]
+
+
+class WarningProvider(pulumi.dynamic.ResourceProvider):
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        from components import provider_host
+
+        provider_host.warn("store does not implement Tagging")
+        return pulumi.dynamic.CreateResult("x", {})
+
+
+def test_a_warning_never_fails_the_call_when_the_engine_cannot_take_it(tmp_path: Path) -> None:
+    """A host given an engine address nothing listens on still completes the call, saying it on stderr."""
+    with dynamic_host(tmp_path, engine_address="127.0.0.1:9") as unreachable:
+        assert unreachable.create(WarningProvider(), {}).id == "x"
+        assert "warning: store does not implement Tagging" in unreachable.stderr()
