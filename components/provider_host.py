@@ -5,7 +5,8 @@
   183-184, pulumi 3.272.0), anywhere in the inputs.
 - Warnings: the engine starts a provider plugin with the engine's gRPC address as its one argument
   (pkg/v3 resource/plugin/provider_plugin.go:303, v3.274.1); `pulumi.log` in the host has no engine
-  and prints to stderr, which the CLI shows as info (pkg/v3 resource/plugin/plugin.go:354-357).
+  and prints to stderr, which the CLI shows as info (pkg/v3 resource/plugin/plugin.go:354-357). Seen with the real
+  CLI 3.274.1: `warn` here is counted among the update's warnings, `pulumi.log.warn` as a message.
 - One-line errors: the host reports a failure as `traceback.format_exc()` (dynamic/__main__.py:86).
 """
 

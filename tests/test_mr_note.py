@@ -614,3 +614,31 @@ def test_cli_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert out.read_text().startswith(marker("dev"))
+
+
+def test_violations_and_diagnostics_of_a_real_cli_preview() -> None:
+    """Output captured from the real CLI 3.274.1 (tests/fixtures/preview/captured/README.md)."""
+    captured = FIXTURES / "captured"
+    text = (captured / "policy_preview_diff.txt").read_text()
+    digest = json.loads((captured / "policy_preview.json").read_text())
+    violations = mr_note.parse_policy_violations(text)
+    assert [(v.level, v.policy, v.resource, v.message) for v in violations] == [
+        (
+            "mandatory",
+            "size-limit",
+            "pulumi-python:dynamic:Resource: runners-nix",
+            "Things are small. — resource 'runners-nix' has size 4 — second line",
+        ),
+        ("advisory", "advice", "pulumi-python:dynamic:Resource: runners-nix", "Some advice. — just advice"),
+        ("mandatory", "gc-present", "pulumi:pulumi:Stack: cap-dev", "Exactly one GC. — no CronJob runs atticd"),
+    ]
+    note = render_note(mr_note.report_from_preview("dev", digest, text, 255))
+    assert "⛔ **Blocked by policy**: 2 mandatory violations · 2 to create" in note
+    # the engine's closing "preview failed" error restates the violations: not counted as an error of its own
+    diagnostics = section(note, "Diagnostics")
+    assert "preview failed" not in diagnostics
+    assert "⚠️ **warning**: using pulumi-language-python from $PATH" in diagnostics
+    assert "warning: using" not in diagnostics
+    # without the violations, the same failure still fails the note (by the exit code)
+    failed = render_note(mr_note.report_from_preview("dev", digest, "", 255))
+    assert "❌ **Failed**: `pulumi preview` exited with code 255" in failed

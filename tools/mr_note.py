@@ -58,6 +58,7 @@ OP_FOLD = {
     "import-replacement": "import",
     "discard-replaced": "discard",
 }
+FAILED_SUMMARIES = frozenset({"preview failed", "update failed"})
 OP_RANK = ["replace", "delete", "create", "update", "import", "read", "refresh", "discard"]
 
 # --- the preview digest -> Report --------------------------------------------------------------
@@ -81,7 +82,7 @@ def report_from_preview(stack: str, digest: dict[str, Any] | None, text: str | N
     counts = {str(op): int(n) for op, n in (digest.get("changeSummary") or {}).items() if int(n)}
     if not counts:
         counts = summarize_counts(c.op for c in changes.values())
-    diagnostics = [_diagnostic(d) for d in digest.get("diagnostics") or []]
+    diagnostics = [d for d in map(_diagnostic, digest.get("diagnostics") or []) if not _restates_failure(d)]
     violations = parse_policy_violations(text or "")
     report = Report(
         stack=stack,
@@ -108,6 +109,12 @@ def _diagnostic(entry: dict[str, Any]) -> Diagnostic:
     severity = str(entry.get("severity", "info"))
     message = str(entry.get("message", "")).removeprefix(f"{severity}: ")
     return Diagnostic(severity, message, str(entry.get("urn", "")))
+
+
+def _restates_failure(diagnostic: Diagnostic) -> bool:
+    """The engine's closing "preview failed" (resource/deploy/deployment_executor.go:129-136, 484-487): it follows
+    every failure, a mandatory policy violation included, and says nothing the rest of the note does not."""
+    return diagnostic.severity == "error" and not diagnostic.urn and diagnostic.message.strip() in FAILED_SUMMARIES
 
 
 def _rank(op: str) -> int:
