@@ -413,3 +413,27 @@ def test_numbers_that_are_not_allowed_are_refused_on_one_line(path: str, value: 
     problem = caught.value.problems[0]
     assert problem.startswith(expected), problem
     assert "\n" not in problem
+
+
+def _deep_merge(base: Any, change: Any) -> Any:
+    if isinstance(base, dict) and isinstance(change, dict):
+        return {**base, **{k: _deep_merge(base.get(k), v) for k, v in change.items()}}
+    if isinstance(base, list) and isinstance(change, list):
+        return [_deep_merge(b, c) for b, c in zip(base, change, strict=False)] + base[len(change) :]
+    return change
+
+
+def test_config_the_real_cli_stored_with_path_is_accepted() -> None:
+    """PULUMI_CONFIG as the real CLI 3.274.1 handed it to a program after `pulumi config set --path`
+    (tests/fixtures/config/README.md), merged into the dev stack, as JSON text per key like the engine sends it."""
+    captured = json.loads((ROOT / "tests/fixtures/config/path_set_pulumi_config.json").read_text())
+    raw = dev_raw()
+    for key, text in captured.items():
+        name = key.removeprefix(PREFIX)
+        raw[name] = json.dumps(_deep_merge(raw.get(name), json.loads(text)))
+    assert '"cpuLimit": 4,' in raw["runners"] and '"cpuRequest": "0.5"' in raw["runners"]
+    config = load_platform_config(raw)
+    assert (config.runners[0].cpu_limit, config.runners[0].cpu_request) == ("4", "0.5")
+    assert config.attic.gc.retention == "2592000s" and config.attic.replicas == 3
+    assert config.attic.ingress.annotations["x"] == "600"
+    assert config.gitlab.extra_variables["FOO"].value == "true"
