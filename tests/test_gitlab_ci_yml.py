@@ -318,10 +318,12 @@ def test_preview_job_without_credentials_posts_the_offline_diff(tmp_path: Path) 
 # A stand-in for the Pulumi CLI (this machine has neither the CLI nor a cluster): it logs its arguments,
 # `preview --save-plan P` writes a plan with a unique nonce to P and prints a diff, `preview --json` prints
 # the digest file named by STAND_IN_DIGEST, `up --plan P` prints the plan it was given.
-# STAND_IN_PREVIEW_FAILS makes the preview fail like a policy violation would.
+# STAND_IN_PREVIEW_FAILS makes the preview fail like a policy violation would: exit 1, as the real CLI 3.274.1 does
+# for any failed preview (a bail: pkg/v3 cmd/pulumi/cmd/exit_codes.go:91-92; ExitPolicyViolation is not wired yet).
 # Like the CLI, `--policy-pack DIR` needs DIR/PulumiPolicy.yaml (pkg/v3 resource/plugin/analyzer_plugin.go:134-138)
-# and the pack's `virtualenv` option, resolved against DIR, to be a virtualenv (sdk/v3 python/toolchain/pip.go:
-# 265-269 ValidateVenv, 607-615, message from 441-463; v3.274.1): the CLI does not create it outside `pulumi install`.
+# and the pack's `virtualenv` option, resolved against DIR (sdk/v3 python/toolchain/pip.go:607-615, v3.274.1), to
+# hold a python: the CLI does not create it outside `pulumi install`. The message is the one the real CLI 3.274.1
+# printed with the lab's Python language host (the real host's module is not reachable here).
 PULUMI_STAND_IN = r"""#!/usr/bin/env bash
 echo "pulumi $*" >>"$PULUMI_STAND_IN_LOG"
 command=$1
@@ -332,20 +334,21 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$pack" ]; then
   if [ ! -f "$pack/PulumiPolicy.yaml" ]; then
-    echo "error: failed to load Pulumi policy project located at \"$pack\"" >&2; exit 255
+    echo "error: failed to load Pulumi policy project located at \"$pack\"" >&2; exit 1
   fi
   venv=$(sed -n 's/^ *virtualenv: *//p' "$pack/PulumiPolicy.yaml")
   case "$venv" in "") ;; /*) ;; *) venv="$PWD/$pack/$venv" ;; esac
   if [ -n "$venv" ] && [ ! -x "$venv/bin/python" ]; then
-    echo "error: The 'virtualenv' option in Pulumi.yaml is set to \"venv\", but \"$venv\" doesn't exist" >&2
-    exit 255
+    echo "error: policy pack \"$PWD/$pack\" failed to start: could not read plugin [$pack]: problem executing" \
+      "plugin program (could not run language executor): fork/exec $venv/bin/python: no such file or directory" >&2
+    exit 1
   fi
 fi
 case "$command" in
   preview)
     if [ -n "$json" ]; then cat "$STAND_IN_DIGEST"; exit 0; fi
     echo "+ kubernetes:core/v1:Namespace flywheel create"
-    if [ -n "${STAND_IN_PREVIEW_FAILS:-}" ]; then echo "error: mandatory policy violated"; exit 255; fi
+    if [ -n "${STAND_IN_PREVIEW_FAILS:-}" ]; then echo "error: mandatory policy violated"; exit 1; fi
     if [ -n "$plan" ]; then printf '{"nonce": "%s"}\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$plan"; fi
     ;;
   up) echo "applying plan $(cat "$plan")" ;;
@@ -454,7 +457,7 @@ def test_preview_job_with_credentials_posts_the_preview_with_a_pulumi_stand_in(t
         result = gitlab_ci_local(repo, "--force-shell-executor", *failing, "preview:dev", path=bin_dir)
         assert result.returncode == 1
         [note] = stand_in.notes[MR_IID]  # the same note, edited
-        assert "❌ **Failed**: `pulumi preview` exited with code 255" in note["body"]
+        assert "❌ **Failed**: `pulumi preview` exited with code 1" in note["body"]
         assert "error: mandatory policy violated" in note["body"]
 
 

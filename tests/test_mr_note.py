@@ -175,7 +175,7 @@ def test_policy_violations_come_from_the_diff_text_as_the_cli_prints_them() -> N
         "runner pool 'nix' does not set GF_BAZEL_SUBSTRATE_MODE=shared-cache-backed"
     )
     assert violations[3].message.endswith("no CronJob runs atticd --mode garbage-collector-once — found 0")
-    note = note_for("update_detailed", text, exit_code=255)
+    note = note_for("update_detailed", text, exit_code=1)
     # the exempted mandatory violation blocks nothing
     assert "⛔ **Blocked by policy**: 2 mandatory violations · 3 to update" in note
     assert "- ⛔ **mandatory** `runner-cache-contract` on `kubernetes:helm.sh/v3:Release: runners-nix`" in note
@@ -197,7 +197,7 @@ def test_the_progress_displays_policies_block_is_not_what_diff_prints() -> None:
 
 def test_secret_bearing_properties_are_never_shown() -> None:
     text = (FIXTURES / "policy_violations.txt").read_text()
-    note = note_for("secrets", text, exit_code=255)
+    note = note_for("secrets", text, exit_code=1)
     for leak in LEAKS:
         assert leak not in note
     secret = "🔒 `[secret]` → 🔒 `[secret]`"
@@ -217,7 +217,7 @@ def test_secret_bearing_properties_are_never_shown() -> None:
 
 
 def test_missing_digest_or_failed_preview_says_so() -> None:
-    no_digest = render_note(mr_note.report_from_preview("dev", None, "error: could not load plugin\n", 255))
+    no_digest = render_note(mr_note.report_from_preview("dev", None, "error: could not load plugin\n", 1))
     assert "❌ **Failed**: `pulumi preview --json` produced no digest" in no_digest
     assert "error: could not load plugin" in no_digest
     failed = render_note(mr_note.report_from_preview("dev", digest("creates_only"), "", 1))
@@ -632,7 +632,7 @@ def test_violations_and_diagnostics_of_a_real_cli_preview() -> None:
         ("advisory", "advice", "pulumi-python:dynamic:Resource: runners-nix", "Some advice. — just advice"),
         ("mandatory", "gc-present", "pulumi:pulumi:Stack: cap-dev", "Exactly one GC. — no CronJob runs atticd"),
     ]
-    note = render_note(mr_note.report_from_preview("dev", digest, text, 255))
+    note = render_note(mr_note.report_from_preview("dev", digest, text, 1))
     assert "⛔ **Blocked by policy**: 2 mandatory violations · 2 to create" in note
     # the engine's closing "preview failed" error restates the violations: not counted as an error of its own
     diagnostics = section(note, "Diagnostics")
@@ -640,5 +640,5 @@ def test_violations_and_diagnostics_of_a_real_cli_preview() -> None:
     assert "⚠️ **warning**: using pulumi-language-python from $PATH" in diagnostics
     assert "warning: using" not in diagnostics
     # without the violations, the same failure still fails the note (by the exit code)
-    failed = render_note(mr_note.report_from_preview("dev", digest, "", 255))
-    assert "❌ **Failed**: `pulumi preview` exited with code 255" in failed
+    failed = render_note(mr_note.report_from_preview("dev", digest, "", 1))
+    assert "❌ **Failed**: `pulumi preview` exited with code 1" in failed
