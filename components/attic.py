@@ -27,6 +27,7 @@ from components.kube import (
     S3Target,
     SecretKeyRef,
     checksum,
+    rerun_when_failed,
     restricted_container_security,
     restricted_pod_security,
     selector_labels,
@@ -50,8 +51,6 @@ RUN_AS = 10001
 CACHE_INIT_SCRIPT = Path(__file__).parent / "templates" / "attic-cache-init.sh"
 CACHE_INIT_DIR = "/run/attic-cache-init"
 CACHE_INIT_SCRIPT_DIR = "/opt/flywheel"
-CACHE_INIT_DEADLINE_SECONDS = 600
-MIGRATIONS_DEADLINE_SECONDS = 1800
 # ingress-nginx defaults (1m body, 60 s timeouts) break NAR uploads; streaming avoids buffering to disk.
 INGRESS_UPLOAD_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/proxy-read-timeout": "600",
@@ -298,7 +297,7 @@ class AtticServer(pulumi.ComponentResource):
             self.atticd_pod_spec(self.atticd_container("db-migrations"), restart_policy="Never"),
             # Retries with back-off also cover a database that is still starting.
             backoff_limit=6,
-            deadline_seconds=MIGRATIONS_DEADLINE_SECONDS,
+            deadline_seconds=int(parse_humantime(config.migrations_timeout)),
             opts=self._child(*self.atticd_dependencies, delete_before_replace=True),
         )
         self.deployment = self._api_deployment()
@@ -389,7 +388,9 @@ class AtticServer(pulumi.ComponentResource):
 
     # --- wiring helpers ---------------------------------------------------------------------------
 
-    def _child(self, *depends_on: pulumi.Resource, delete_before_replace: bool = False) -> pulumi.ResourceOptions:
+    def _child(self, *depends_on: pulumi.Resource, delete_before_replace: bool | None = None) -> pulumi.ResourceOptions:
+        # None leaves the choice to the provider: an explicit False overrides the Kubernetes provider's
+        # delete-first for a same-named replacement (pkg/v3 resource/deploy/step_generator.go:2142-2144).
         return pulumi.ResourceOptions(
             parent=self, depends_on=[*self._upstream, *depends_on], delete_before_replace=delete_before_replace
         )
@@ -424,10 +425,11 @@ class AtticServer(pulumi.ComponentResource):
         deadline_seconds: int,
         opts: pulumi.ResourceOptions,
     ) -> k8s.batch.v1.Job:
-        """A one-shot Job of this server; its pod carries the labels of ``component``."""
+        """A one-shot Job of this server (re-run on the next up if it failed); its pod has ``component``'s labels."""
+        annotations, await_options = rerun_when_failed(deadline_seconds)
         return k8s.batch.v1.Job(
             resource_name,
-            metadata=self._metadata(object_name, component),
+            metadata=self._metadata(object_name, component, annotations=annotations),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=backoff_limit,
                 active_deadline_seconds=deadline_seconds,
@@ -436,7 +438,7 @@ class AtticServer(pulumi.ComponentResource):
                     spec=pod_spec,
                 ),
             ),
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(opts, await_options),
         )
 
     def _api_deployment(self) -> k8s.apps.v1.Deployment:
@@ -583,6 +585,6 @@ class AtticServer(pulumi.ComponentResource):
             "cache-init",
             self._pod_spec(container, restart_policy="Never", volumes=volumes),
             backoff_limit=4,
-            deadline_seconds=CACHE_INIT_DEADLINE_SECONDS,
+            deadline_seconds=int(parse_humantime(config.cache_init_timeout)),
             opts=self._child(self.deployment, self.service, secret, script),
         )

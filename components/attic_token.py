@@ -21,7 +21,8 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic
-from pulumi.runtime import rpc
+
+from components.provider_host import engine_call, is_unknown
 
 CLAIM_NAMESPACE = "https://jwt.attic.rs/v1"
 # Attic's permission bits (token/src/lib.rs, CachePermission).
@@ -67,7 +68,13 @@ def mint(signing_key_pem: str, subject: str, caches: Mapping[str, Mapping[str, i
     """An RS256 JWT for ``subject`` valid from ``now`` for ``validity`` seconds."""
     import jwt  # imported here: the provider is serialized with the program
 
-    return jwt.encode(token_claims(subject, caches, now, now + validity), signing_key_pem, algorithm="RS256")
+    claims = token_claims(subject, integer_bits(caches), int(now), int(now) + int(validity))
+    return jwt.encode(claims, signing_key_pem, algorithm="RS256")
+
+
+def integer_bits(caches: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Permission bits as JSON integers: atticd's claims use serde_with BoolFromInt, which refuses ``1.0``."""
+    return {name: {bit: int(on) for bit, on in bits.items()} for name, bits in caches.items()}
 
 
 def granted_permissions(claims: Mapping[str, Any], cache: str) -> set[str]:
@@ -101,15 +108,21 @@ class AtticTokenProvider(pulumi.dynamic.ResourceProvider):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
 
+    @engine_call
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
+        # In preview any input, or any part of one, may be an Unknown: check only what is known.
         failures = []
-        claims = news.get("claims") or {}
-        if not claims.get("sub"):
-            failures.append(pulumi.dynamic.CheckFailure("claims", "a token needs a subject (claims.sub)"))
-        if not claims.get("caches"):
-            failures.append(pulumi.dynamic.CheckFailure("claims", "a token must grant something (claims.caches)"))
+        claims = news.get("claims")
+        if not is_unknown(claims):
+            claims = claims if isinstance(claims, dict) else {}
+            if not is_unknown(claims.get("sub")) and not claims.get("sub"):
+                failures.append(pulumi.dynamic.CheckFailure("claims", "a token needs a subject (claims.sub)"))
+            if not is_unknown(claims.get("caches")) and not claims.get("caches"):
+                failures.append(pulumi.dynamic.CheckFailure("claims", "a token must grant something (claims.caches)"))
         validity, window = news.get("validity_seconds"), news.get("rotation_window_seconds")
-        if not isinstance(validity, int | float) or not isinstance(window, int | float) or not 0 <= window < validity:
+        if not (is_unknown(validity) or is_unknown(window)) and (
+            not isinstance(validity, int | float) or not isinstance(window, int | float) or not 0 <= window < validity
+        ):
             failures.append(
                 pulumi.dynamic.CheckFailure(
                     "rotation_window_seconds",
@@ -120,9 +133,9 @@ class AtticTokenProvider(pulumi.dynamic.ResourceProvider):
 
     def _mint(self, props: dict[str, Any]) -> dict[str, Any]:
         now = int(self.clock())
-        validity = int(props["validity_seconds"])
+        validity = int(props["validity_seconds"])  # a double on the wire
         claims = props["claims"]
-        token = mint(props["signing_key"], claims["sub"], claims["caches"], now, validity)
+        token = mint(props["signing_key"], claims["sub"], integer_bits(claims["caches"]), now, validity)
         outs = {k: v for k, v in props.items() if k != "signing_key"}  # the key itself stays out of the outputs
         return outs | {
             "token": token,
@@ -131,25 +144,34 @@ class AtticTokenProvider(pulumi.dynamic.ResourceProvider):
             "key_fingerprint": key_fingerprint(props["signing_key"]),
         }
 
+    @engine_call
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         return pulumi.dynamic.CreateResult(id_=props["claims"]["sub"], outs=self._mint(props))
 
+    @engine_call
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
+        # An Unknown input (in preview) differs from every old value, so it alone means a new token.
         changed = [
             key for key in ("claims", "validity_seconds", "rotation_window_seconds") if olds.get(key) != news.get(key)
         ]
-        # A signing key being replaced is unknown during preview: that alone means a new token.
-        signing_key = news["signing_key"]
-        if signing_key == rpc.UNKNOWN or olds.get("key_fingerprint") != key_fingerprint(signing_key):
+        signing_key = news.get("signing_key")
+        if not isinstance(signing_key, str) or olds.get("key_fingerprint") != key_fingerprint(signing_key):
             changed.append("signing_key")
-        expires_at = olds.get("expires_at")
-        if expires_at is None or needs_rotation(expires_at, self.clock(), float(news["rotation_window_seconds"])):
+        expires_at, window = olds.get("expires_at"), news.get("rotation_window_seconds")
+        if (
+            not isinstance(window, int | float)
+            or expires_at is None
+            or needs_rotation(expires_at, self.clock(), window)
+        ):
             changed.append("expires_at")
-        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+        # replaces and delete_before_replace unset: a change is an update (re-mint), never a replacement
+        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], stables=[])
 
+    @engine_call
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
         return pulumi.dynamic.UpdateResult(outs=self._mint(news))
 
+    @engine_call
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # Attic tokens are stateless: nothing to delete (the key rotation is what revokes them).
         return None

@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 from components.config_types import (
     AtticCacheName,
     BucketName,
+    CliText,
     CronSchedule,
     DnsLabel,
     EndpointUrl,
@@ -31,6 +32,7 @@ from components.config_types import (
     Humantime,
     Image,
     Quantity,
+    Timeout,
     check_maskable,
     config_problem,
     parse_humantime,
@@ -75,7 +77,7 @@ class Model(BaseModel):
 
 
 class ExtraVariable(Model):
-    value: str = Field(description="The variable's value.")
+    value: CliText = Field(description="The variable's value.")
     masked: bool = Field(False, description="Mask the value in job logs (GitLab's masking rules are checked).")
     hidden: bool = Field(False, description="Also hide the value in the UI (implies masked).")
     protected: bool = Field(False, description="Only expose the variable on protected branches and tags.")
@@ -110,7 +112,7 @@ class GitlabConfig(Model):
     @classmethod
     def _plain_values(cls, value: Any) -> Any:
         if isinstance(value, Mapping):
-            return {k: {"value": v} if isinstance(v, str) else v for k, v in value.items()}
+            return {k: {"value": v} if isinstance(v, str | int | float) else v for k, v in value.items()}
         return value
 
     @field_validator("extra_variables", mode="after")
@@ -223,6 +225,9 @@ class DatabaseConfig(Model):
     url: SecretStr | None = Field(
         None, description="`external` only (required): `postgres://...` DSN, set with `pulumi config set --secret`."
     )
+    ready_timeout: Timeout = Field(
+        "15m", description="`cnpg`: how long `pulumi up` waits for the `Cluster` to be Ready before Attic starts."
+    )
 
     @model_validator(mode="after")
     def _backend_fields(self) -> DatabaseConfig:
@@ -305,7 +310,7 @@ def _check_within(request_key: str, request: str, limit_key: str, limit: str | N
 
 class AtticIngress(Model):
     class_name: str | None = Field(None, description="IngressClass name (cluster default if unset).")
-    annotations: dict[str, str] = Field(
+    annotations: dict[str, CliText] = Field(
         default_factory=dict, description="Extra annotations, e.g. cert-manager's issuer for TLS."
     )
     tls_secret_name: str | None = Field(None, description="Secret holding the TLS certificate (enables TLS).")
@@ -333,6 +338,12 @@ class AtticConfig(Model):
     resources: Resources = Field(default_factory=Resources, description="api-server resources.")
     bootstrap_image: Image = Field(
         "buildpack-deps:bookworm-curl", description="Image of the cache bootstrap Job (needs bash and curl)."
+    )
+    migrations_timeout: Timeout = Field(
+        "30m", description="Deadline of the `db-migrations` Job; `pulumi up` waits as long (a failed Job re-runs)."
+    )
+    cache_init_timeout: Timeout = Field(
+        "10m", description="Deadline of the cache bootstrap Job; `pulumi up` waits as long (a failed Job re-runs)."
     )
 
     @model_validator(mode="after")
@@ -396,8 +407,8 @@ class RunnerPoolConfig(Model):
     cpu_limit: Quantity = Field("2", description="Job pod CPU limit.")
     memory_request: Quantity = Field("1Gi", description="Job pod memory request.")
     memory_limit: Quantity = Field("4Gi", description="Job pod memory limit.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector for job pods.")
-    environment: dict[GitlabVariableKey, str] = Field(
+    node_selector: dict[str, CliText] = Field(default_factory=dict, description="Node selector for job pods.")
+    environment: dict[GitlabVariableKey, CliText] = Field(
         default_factory=dict, description="Extra job environment, e.g. `NIX_CONFIG` for Nix pools."
     )
     cache_injection: bool = Field(True, description="Inject the cache contract variables into jobs.")

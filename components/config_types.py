@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -47,6 +47,12 @@ HUMANTIME_UNITS = {
     **dict.fromkeys(["months", "month", "M"], 2630016.0),
     **dict.fromkeys(["years", "year", "y"], 31557600.0),
 }
+QUANTITY_EXPECTED = "a number with an optional suffix such as '500m', '2', '512Mi', '10Gi'"
+HUMANTIME_EXPECTED = (
+    "a humantime duration such as '30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y), "
+    "or a whole number of seconds"
+)
+MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS = 60, 86400
 HUMANTIME_TOKEN = re.compile(r"\s*(\d+)\s*([A-Za-z]+)")
 # GitLab's rule for masked CI/CD variable values (MASK_REGEX in GitLab's source).
 GITLAB_MASKABLE = re.compile(r"^[a-zA-Z0-9_+=/@:.~-]{8,}$")
@@ -101,13 +107,40 @@ def parse_quantity(value: str) -> float:
     return float(match["number"]) * QUANTITY_FACTORS[match["suffix"]]
 
 
+def quantity_from_number(value: object) -> object:
+    """`pulumi config set --path K 4` stores the JSON number 4 (sdk/go/common/resource/config/value.go:145-160,
+    object.go:570-595, v3.274.1), `--type float` or a hand-edited stack file a float: a quantity of that many units."""
+    if isinstance(value, bool):
+        raise config_problem("not a Kubernetes quantity", QUANTITY_EXPECTED)
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return value
+
+
+def text_from_scalar(value: object) -> object:
+    """The text the user typed back from what `--path` stored: it coerces only `true`, `false` and integers
+    without a leading zero (object.go:570-595), so this is exact for those."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def duration_from_number(value: object) -> object:
+    """A number where a duration is expected (stored as one by `--path`, see above) is that many seconds."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise config_problem("not a duration", HUMANTIME_EXPECTED)
+    if isinstance(value, int | float):
+        return f"{int(value)}s"
+    return value
+
+
 def check_quantity(value: str) -> str:
     try:
         parse_quantity(value)
     except ValueError:
-        raise config_problem(
-            "not a Kubernetes quantity", "a number with an optional suffix such as '500m', '2', '512Mi', '10Gi'"
-        ) from None
+        raise config_problem("not a Kubernetes quantity", QUANTITY_EXPECTED) from None
     return value
 
 
@@ -128,10 +161,14 @@ def check_humantime(value: str) -> str:
     try:
         parse_humantime(value)
     except ValueError:
-        raise config_problem(
-            "not a duration",
-            "a humantime duration such as '30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y)",
-        ) from None
+        raise config_problem("not a duration", HUMANTIME_EXPECTED) from None
+    return value
+
+
+def check_timeout(value: str) -> str:
+    seconds = parse_humantime(value)  # check_humantime ran first
+    if not MIN_TIMEOUT_SECONDS <= seconds <= MAX_TIMEOUT_SECONDS:
+        raise config_problem("timeout out of range", "a duration from '1m' to '24h'")
     return value
 
 
@@ -245,8 +282,11 @@ def check_maskable(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(check_dns_label)]
 Hostname = Annotated[str, AfterValidator(check_hostname)]
-Quantity = Annotated[str, AfterValidator(check_quantity)]
-Humantime = Annotated[str, AfterValidator(check_humantime)]
+CliText = Annotated[str, BeforeValidator(text_from_scalar)]
+Quantity = Annotated[str, BeforeValidator(quantity_from_number), AfterValidator(check_quantity)]
+Humantime = Annotated[str, BeforeValidator(duration_from_number), AfterValidator(check_humantime)]
+# How long `pulumi up` waits for something to become ready (and a Job may run).
+Timeout = Annotated[Humantime, AfterValidator(check_timeout)]
 CronSchedule = Annotated[str, AfterValidator(check_cron)]
 BucketName = Annotated[str, AfterValidator(check_bucket_name)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]

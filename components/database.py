@@ -12,7 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import DatabaseConfig
-from components.kube import SecretKeyRef, standard_labels
+from components.config_types import parse_humantime
+from components.kube import WAIT_FOR_ANNOTATION, SecretKeyRef, await_timeouts, standard_labels
 
 COMPONENT = "database"
 CNPG_API_VERSION = "postgresql.cnpg.io/v1"
@@ -20,6 +21,9 @@ CNPG_CHART = "cloudnative-pg"
 CNPG_OPERATOR_NAMESPACE = "cnpg-system"
 DATABASE_NAME = "attic"
 DATABASE_OWNER = "attic"
+# CloudNativePG's readiness condition (api/v1/cluster_types.go: ConditionClusterReady = "Ready"); awaited so
+# nothing that needs the database (or the <cluster>-app Secret the operator writes) starts before it.
+CLUSTER_READY = "condition=Ready"
 
 
 def cnpg_cluster_spec(config: DatabaseConfig) -> dict[str, Any]:
@@ -62,9 +66,9 @@ class AtticDatabase(pulumi.ComponentResource):
             self._external(config)
         self.register_outputs({"urlSecret": self.url.name, "urlKey": self.url.key})
 
-    def _metadata(self, name: str) -> k8s.meta.v1.ObjectMetaArgs:
+    def _metadata(self, name: str, annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
         return k8s.meta.v1.ObjectMetaArgs(
-            name=name, namespace=self._namespace, labels=standard_labels(self._name, COMPONENT)
+            name=name, namespace=self._namespace, labels=standard_labels(self._name, COMPONENT), annotations=annotations
         )
 
     def _cnpg(self, config: DatabaseConfig) -> None:
@@ -88,10 +92,15 @@ class AtticDatabase(pulumi.ComponentResource):
             f"{self._name}-cluster",
             api_version=CNPG_API_VERSION,
             kind="Cluster",
-            metadata=self._metadata(self._name),
+            metadata=self._metadata(self._name, {WAIT_FOR_ANNOTATION: CLUSTER_READY}),
             spec=cnpg_cluster_spec(config),
             # the database is data: `pulumi destroy` must not drop it by accident
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, retain_on_delete=True),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends_on,
+                retain_on_delete=True,
+                custom_timeouts=await_timeouts(parse_humantime(config.ready_timeout)),
+            ),
         )
         self.ready = [cluster]
         self.url = cnpg_app_secret(self._name)

@@ -9,6 +9,28 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 PART_OF = "flywheel"
+# pulumi-kubernetes annotations (provider/pkg/metadata/annotations.go): await a custom resource's condition,
+# and replace a Job that is not Complete on the next `pulumi up` (provider.go Diff, `metadata.ReplaceUnready`).
+WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+REPLACE_UNREADY_ANNOTATION = "pulumi.com/replaceUnready"
+# A Job's await outlasts its activeDeadlineSeconds, so `pulumi up` sees the Job fail rather than time out first.
+AWAIT_MARGIN_SECONDS = 60
+
+
+def await_timeouts(seconds: float) -> pulumi.CustomTimeouts:
+    """How long the provider awaits readiness on create and update (customTimeouts win over its defaults,
+    provider/pkg/metadata/overrides.go TimeoutDuration)."""
+    value = f"{int(seconds)}s"
+    return pulumi.CustomTimeouts(create=value, update=value)
+
+
+def rerun_when_failed(deadline_seconds: int) -> tuple[dict[str, str], pulumi.ResourceOptions]:
+    """Annotations and options for a one-shot Job: awaited past its deadline, replaced on the next up if it
+    failed (a failed Job is otherwise only re-awaited, never re-run)."""
+    return (
+        {REPLACE_UNREADY_ANNOTATION: "true"},
+        pulumi.ResourceOptions(custom_timeouts=await_timeouts(deadline_seconds + AWAIT_MARGIN_SECONDS)),
+    )
 
 
 def standard_labels(name: str, component: str) -> dict[str, str]:

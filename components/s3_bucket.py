@@ -9,13 +9,15 @@ secret inputs; they are never logged.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pulumi
 import pulumi.dynamic
+
+from components import provider_host
+from components.provider_host import ProviderError, engine_call
 
 ABORT_INCOMPLETE_UPLOADS_DAYS = 7
 LIFECYCLE_RULE_ID = "flywheel-abort-incomplete-multipart-uploads"
@@ -31,12 +33,12 @@ CREDENTIAL_CODES = frozenset(
 SECRET_PROPERTIES = ("accessKeyId", "secretAccessKey")
 
 
-class S3BucketError(Exception):
+class S3BucketError(ProviderError):
     """A user-facing failure: one line naming the endpoint and the bucket."""
 
 
 def _warn(message: str) -> None:
-    pulumi.log.warn(message)
+    provider_host.warn(message)
 
 
 def bucket_settings(tags: dict[str, str], abort_days: int = ABORT_INCOMPLETE_UPLOADS_DAYS) -> dict[str, Any]:
@@ -120,9 +122,9 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
             else:
                 problem = f"{where} failed to {action} ({code}: {message})"
                 hint = "see the store's logs"
-            raise _clean(S3BucketError(f"{problem}; {hint}")) from None
+            raise S3BucketError(f"{problem}; {hint}") from None
         except BotoCoreError as err:
-            raise _clean(S3BucketError(f"cannot reach {where} to {action}: {err}")) from None
+            raise S3BucketError(f"cannot reach {where} to {action}: {err}") from None
 
     def _apply_settings(self, client: Any, props: dict[str, Any]) -> list[str]:
         """Put public-access block, lifecycle and tags; return the APIs the store does not implement."""
@@ -183,19 +185,21 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
 
     # --- the provider interface ------------------------------------------------------------
 
+    @engine_call
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         from components.config_types import check_bucket_name, check_http_url
 
         failures = []
         for key, checker in (("bucket", check_bucket_name), ("endpoint", check_http_url)):
             value = news.get(key)
-            if isinstance(value, str):  # unknown during preview
+            if isinstance(value, str):  # an Unknown in preview is checked once known
                 try:
                     checker(value)
                 except Exception as err:  # noqa: BLE001 (pydantic's custom error type)
                     failures.append(pulumi.dynamic.CheckFailure(key, f"{value!r}: {err}"))
         return pulumi.dynamic.CheckResult(news, failures)
 
+    @engine_call
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         client = self._client(props)
         bucket = props["bucket"]
@@ -217,7 +221,7 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
                 else:
                     raise
         if adopted:
-            pulumi.log.info(f"bucket '{bucket}' already exists on {props['endpoint']}: adopted, its objects kept")
+            provider_host.info(f"bucket '{bucket}' already exists on {props['endpoint']}: adopted, its objects kept")
         unsupported = self._apply_settings(client, props)
         return pulumi.dynamic.CreateResult(bucket, {**props, "adopted": adopted, "unsupported": unsupported})
 
@@ -231,6 +235,7 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
             return False
         return True
 
+    @engine_call
     def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
         from botocore.exceptions import ClientError
 
@@ -261,6 +266,7 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
             raise
         return {tag["Key"]: tag["Value"] for tag in tag_set}
 
+    @engine_call
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
         replaces = [key for key in ("bucket", "endpoint", "region") if olds.get(key) != news.get(key)]
         watched = ("tags", "abortIncompleteUploadsDays", "retainOnDelete", *SECRET_PROPERTIES)
@@ -272,6 +278,7 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
             delete_before_replace=False,
         )
 
+    @engine_call
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
         client = self._client(news)
         with self._errors(news, "read the bucket"):
@@ -279,19 +286,18 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
         unsupported = self._apply_settings(client, news)
         return pulumi.dynamic.UpdateResult({**news, "adopted": olds.get("adopted", False), "unsupported": unsupported})
 
+    @engine_call
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         if props.get("retainOnDelete", True):
-            pulumi.log.info(f"bucket '{props['bucket']}' on {props['endpoint']} is retained (retainOnDelete)")
+            provider_host.info(f"bucket '{props['bucket']}' on {props['endpoint']} is retained (retainOnDelete)")
             return
         client = self._client(props)
         with self._errors(props, "delete the bucket"):
             listing = client.list_objects_v2(Bucket=props["bucket"], MaxKeys=1)
             if listing.get("KeyCount", 0):
-                raise _clean(
-                    S3BucketError(
-                        f"S3 endpoint {props['endpoint']} (bucket '{props['bucket']}'): the bucket still holds "
-                        "objects; this program never deletes cache data, empty it yourself first"
-                    )
+                raise S3BucketError(
+                    f"S3 endpoint {props['endpoint']} (bucket '{props['bucket']}'): the bucket still holds "
+                    "objects; this program never deletes cache data, empty it yourself first"
                 )
             client.delete_bucket(Bucket=props["bucket"])
 
@@ -300,12 +306,6 @@ def _error_parts(err: Any) -> tuple[str, str, int]:
     error = err.response.get("Error", {})
     status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     return str(error.get("Code") or status), str(error.get("Message") or "no message"), status
-
-
-def _clean(error: S3BucketError) -> S3BucketError:
-    """Make the dynamic-provider host print only the message (it formats errors with traceback.format_exc)."""
-    sys.tracebacklimit = 0
-    return error
 
 
 class S3Bucket(pulumi.dynamic.Resource):

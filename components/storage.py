@@ -22,6 +22,7 @@ from components.kube import (
     S3Access,
     S3Target,
     checksum,
+    rerun_when_failed,
     restricted_container_security,
     restricted_pod_security,
     selector_labels,
@@ -37,6 +38,7 @@ SEAWEEDFS_S3_PORT = 8333
 SEAWEEDFS_CONFIG_DIR = "/etc/seaweedfs"
 SEAWEEDFS_VOLUME_SIZE_LIMIT_MB = 1024  # small volumes so a modest PVC still holds many of them
 BUCKET_JOB_IMAGE = "curlimages/curl:8.17.0"
+BUCKET_JOB_DEADLINE_SECONDS = 900
 BUCKET_JOB_USER = 100  # curl_user in curlimages/curl
 BUCKET_JOB_SCRIPT = Path(__file__).parent / "templates" / "seaweedfs-create-bucket.sh"
 COMPONENT = "object-storage"
@@ -364,14 +366,15 @@ class ObjectStorage(pulumi.ComponentResource):
             k8s.core.v1.EnvVarArgs(name="REGION", value=config.region),
             *admin.env(),
         ]
+        annotations, await_options = rerun_when_failed(BUCKET_JOB_DEADLINE_SECONDS)
         return k8s.batch.v1.Job(
             f"{self._name}-create-bucket",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="seaweedfs-create-bucket", namespace=self._namespace, labels=labels
+                name="seaweedfs-create-bucket", namespace=self._namespace, labels=labels, annotations=annotations
             ),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=4,
-                active_deadline_seconds=900,
+                active_deadline_seconds=BUCKET_JOB_DEADLINE_SECONDS,
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                     spec=k8s.core.v1.PodSpecArgs(
@@ -393,5 +396,5 @@ class ObjectStorage(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=self._child(depends_on=depends_on),
+            opts=pulumi.ResourceOptions.merge(self._child(depends_on=depends_on), await_options),
         )

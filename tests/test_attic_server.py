@@ -30,6 +30,7 @@ from components.config import AtticConfig
 from components.kube import S3Access, S3Target, SecretKeyRef
 from components.nix_keys import PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, split_key
 from tests.k8s_schema import schema_errors
+from tools.mocks import Registration
 from tools.render import REDACTED, kubernetes_objects, registered_resources, run_under_mocks
 
 NAMESPACE = "flywheel"
@@ -76,6 +77,7 @@ class AtticRun:
     secret: dict[str, bool]
     secret_data: dict[str, dict[str, str]]
     server: AtticServer
+    registrations: list[Registration]
 
     def one(self, kind: str, component: str | None = None) -> dict[str, Any]:
         found = self.all(kind, component)
@@ -135,8 +137,11 @@ def run_attic(overrides: dict[str, Any] | None = None, *, with_gc: bool = True) 
             secret_data[await resource.metadata.name.future()] = await resource.string_data.future()
         secret_data["attic-cache-init"] = await server.cache_init_secret.string_data.future()
 
-    resources = registered_resources(run_under_mocks(main, "unit"))
-    return AtticRun(resources, kubernetes_objects(resources), values, secret, secret_data, built["server"])
+    monitor = run_under_mocks(main, "unit")
+    resources = registered_resources(monitor)
+    return AtticRun(
+        resources, kubernetes_objects(resources), values, secret, secret_data, built["server"], monitor.registrations
+    )
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +308,14 @@ def test_the_migrations_job_is_re_created_when_the_image_changes(dev: AtticRun) 
     other = run_attic({"image": image}, with_gc=False).one("Job", "db-migrations")["metadata"]["name"]
     assert name == same
     assert other != name and other.startswith("attic-db-migrations-")
+
+
+def test_only_the_migrations_job_sets_delete_before_replace(dev: AtticRun) -> None:
+    """As sent to the engine (deleteBeforeReplaceDefined): an explicit false would override the Kubernetes
+    provider's delete-first for a same-named replacement, e.g. a cache-init Job whose template changed."""
+    defined = {r.name: r.delete_before_replace for r in dev.registrations if r.delete_before_replace is not None}
+    assert defined == {"attic-db-migrations": True}
+    assert "attic-cache-init" in {r.name for r in dev.registrations}
 
 
 def test_probes_pass_allowed_hosts(dev: AtticRun) -> None:

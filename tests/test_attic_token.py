@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pulumi.dynamic import dynamic
-from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2
 
 from components.attic_token import (
     CACHE_BOOTSTRAP,
@@ -26,6 +28,7 @@ from components.attic_token import (
     granted_permissions,
 )
 from tests.conftest import ROOT, register
+from tests.engine_host import UNKNOWN, DynamicHost, Secret, dynamic_host, wire
 from tools.render import REDACTED
 
 DAY = 86400
@@ -171,11 +174,56 @@ def test_diff_reports_a_change_when_an_input_changes(change: dict[str, Any]) -> 
     assert not result.replaces  # re-minted in place: consumers keep referring to the same resource
 
 
-def test_diff_in_preview_with_the_signing_key_being_replaced_reports_a_change() -> None:
-    """The engine diffs with unknowns kept: a replaced signing key arrives as Pulumi's unknown sentinel."""
-    provider = AtticTokenProvider(Clock(T0))
-    state = provider.create(props()).outs
-    assert provider.diff("id", state, props(signing_key=rpc.UNKNOWN)).changes is True
+# --- through the SDK's dynamic-provider host, with the values the engine sends ---------------------
+
+
+def payload_text(token: str) -> str:
+    """The JWT's claims exactly as encoded (what atticd parses), not as Python compares them."""
+    segment = token.split(".")[1]
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode()
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamicHost]:
+    with dynamic_host(tmp_path_factory.mktemp("attic-token-host")) as running:
+        yield running
+
+
+def test_a_token_minted_from_engine_doubles_carries_json_integers(host: DynamicHost) -> None:
+    """The engine sends every number as a double; atticd's BoolFromInt claims refuse `1.0` (token/src/lib.rs)."""
+    provider = AtticTokenProvider()
+    created = host.create(provider, props(signing_key=Secret(KEY)))
+    token = wire(created.properties)["token"]
+    text = payload_text(token)
+    caches = json.loads(text)[CLAIM_NAMESPACE]["caches"]
+    assert caches == {"main": {"r": 1, "w": 1}}
+    assert '"r":1,' in text.replace(" ", "") and '"w":1}' in text.replace(" ", "")
+    assert "1.0" not in text  # no float anywhere: permission bits, nbf and exp
+    claims = json.loads(text)
+    assert all(type(claims[k]) is int for k in ("nbf", "exp"))
+    assert claims["exp"] - claims["nbf"] == 90 * DAY
+
+
+def test_diff_in_preview_with_the_signing_key_being_replaced_reports_a_change(host: DynamicHost) -> None:
+    """A replaced tls.PrivateKey is unknown in preview: the host hands diff an Unknown object, not a string."""
+    provider = AtticTokenProvider()
+    state = wire(host.create(provider, props(signing_key=Secret(KEY))).properties)
+    diff = host.diff(provider, "id", state, props(signing_key=UNKNOWN))
+    assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME
+    assert not diff.replaces and not diff.deleteBeforeReplace
+    same = host.diff(provider, "id", state, props(signing_key=Secret(KEY)))
+    assert same.changes == provider_pb2.DiffResponse.DIFF_NONE
+
+
+def test_diff_and_check_accept_an_unknown_rotation_window(host: DynamicHost) -> None:
+    provider = AtticTokenProvider()
+    state = wire(host.create(provider, props(signing_key=Secret(KEY))).properties)
+    assert host.diff(provider, "id", state, props(rotation_window_seconds=UNKNOWN)).changes == (
+        provider_pb2.DiffResponse.DIFF_SOME
+    )
+    checked = host.check(provider, props(rotation_window_seconds=UNKNOWN))
+    assert list(checked.failures) == []
+    assert wire(checked.inputs)["rotation_window_seconds"] == UNKNOWN
 
 
 def test_update_re_mints_a_later_token_with_the_new_inputs() -> None:

@@ -7,11 +7,12 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.config import ConfigError, PlatformConfig, load_platform_config
-from tests.conftest import dev_stack
+from tests.conftest import ROOT, dev_stack
 
 PREFIX = "flywheel:"
 
@@ -323,3 +324,116 @@ def test_random_mutations_never_raise_anything_but_config_error(data: st.DataObj
         for problem in error.problems:
             assert problem.startswith(PREFIX) and "\n" not in problem, problem
             assert "(got " in problem or "expected" in problem, problem
+
+
+# --- values as `pulumi config set --path` stores them ----------------------------------------------
+# The CLI stores `4`, `true` and `false` typed with --path as JSON numbers and booleans
+# (sdk/go/common/resource/config/value.go:145-160, object.go:570-595, v3.274.1); `--type float` or a
+# hand-edited stack file give floats. The stack file below is what such commands leave behind.
+
+PATH_SET_STACK = """\
+config:
+  flywheel:runners:
+    - name: nix
+      tags: [flywheel-nix]
+      image: nixos/nix:2.24.9
+      cpuRequest: 1
+      cpuLimit: 4
+      memoryRequest: 1073741824
+      memoryLimit: 8Gi
+      environment:
+        MAX_JOBS: 16
+        KEEP_GOING: true
+      nodeSelector:
+        pool: 2
+    - name: small
+      tags: [flywheel-small]
+      image: alpine:3.20
+      cpuRequest: 0.25
+      cpuLimit: 0.5
+  flywheel:attic:
+    gc:
+      retention: 2592000
+    tokenValidity: 7776000
+    ingress:
+      annotations:
+        nginx.ingress.kubernetes.io/proxy-connect-timeout: 30
+  flywheel:gitlab:
+    extraVariables:
+      ATTIC_PRIORITY: 41
+      NIX_REMOTE_ENABLED: false
+"""
+
+
+def path_set_config(tmp_path: Any) -> PlatformConfig:
+    from tools.render import read_stack_file
+
+    base = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    changes = yaml.safe_load(PATH_SET_STACK)["config"]
+    merged = {**base, **changes}
+    merged["flywheel:gitlab"] = {**base["flywheel:gitlab"], **changes["flywheel:gitlab"]}
+    merged["flywheel:attic"] = {**base["flywheel:attic"], **changes["flywheel:attic"]}
+    merged["flywheel:attic"]["gc"] = {**base["flywheel:attic"]["gc"], **changes["flywheel:attic"]["gc"]}
+    stack_file = tmp_path / "Pulumi.pathset.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": merged}))
+    stack = read_stack_file(stack_file)
+    assert '"cpuLimit": 4,' in stack.values["flywheel:runners"]  # a JSON number reaches the program
+    raw = {k.removeprefix(PREFIX): v for k, v in stack.values.items() if k.startswith(PREFIX)}
+    return load_platform_config(raw)
+
+
+def test_numbers_the_cli_stores_for_quantities_durations_and_text_are_accepted(tmp_path: Any) -> None:
+    config = path_set_config(tmp_path)
+    nix, small = config.runners
+    assert (nix.cpu_request, nix.cpu_limit, nix.memory_request) == ("1", "4", "1073741824")
+    assert (small.cpu_request, small.cpu_limit) == ("0.25", "0.5")
+    assert nix.environment == {"MAX_JOBS": "16", "KEEP_GOING": "true"}
+    assert nix.node_selector == {"pool": "2"}
+    assert config.attic.gc.retention == "2592000s" and config.attic.gc.retention_seconds == 30 * 86400
+    assert config.attic.token_validity == "7776000s"
+    assert config.attic.ingress.annotations == {"nginx.ingress.kubernetes.io/proxy-connect-timeout": "30"}
+    extra = config.gitlab.extra_variables
+    assert (extra["ATTIC_PRIORITY"].value, extra["NIX_REMOTE_ENABLED"].value) == ("41", "false")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("runners[0].cpuLimit", True, "flywheel:runners[0].cpuLimit: not a Kubernetes quantity (got true; expected"),
+        ("attic.gc.retention", 1.5, "flywheel:attic.gc.retention: not a duration (got 1.5; expected a humantime"),
+        ("runners[0].cpuLimit", -2, "flywheel:runners[0].cpuLimit: not a Kubernetes quantity (got -2"),
+        ("attic.gc.retention", 3600, "flywheel:attic.gc.retention: "),
+    ],
+    ids=["bool-quantity", "fraction-of-a-second", "negative-quantity", "retention-below-a-day"],
+)
+def test_numbers_that_are_not_allowed_are_refused_on_one_line(path: str, value: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_platform_config(with_change(path, value))
+    assert len(caught.value.problems) == 1
+    problem = caught.value.problems[0]
+    assert problem.startswith(expected), problem
+    assert "\n" not in problem
+
+
+def _deep_merge(base: Any, change: Any) -> Any:
+    if isinstance(base, dict) and isinstance(change, dict):
+        return {**base, **{k: _deep_merge(base.get(k), v) for k, v in change.items()}}
+    if isinstance(base, list) and isinstance(change, list):
+        return [_deep_merge(b, c) for b, c in zip(base, change, strict=False)] + base[len(change) :]
+    return change
+
+
+def test_config_the_real_cli_stored_with_path_is_accepted() -> None:
+    """PULUMI_CONFIG as the real CLI 3.274.1 handed it to a program after `pulumi config set --path`
+    (tests/fixtures/config/README.md), merged into the dev stack, as JSON text per key like the engine sends it."""
+    captured = json.loads((ROOT / "tests/fixtures/config/path_set_pulumi_config.json").read_text())
+    raw = dev_raw()
+    for key, text in captured.items():
+        name = key.removeprefix(PREFIX)
+        raw[name] = json.dumps(_deep_merge(raw.get(name), json.loads(text)))
+    assert '"cpuLimit": 4,' in raw["runners"] and '"cpuRequest": "0.5"' in raw["runners"]
+    config = load_platform_config(raw)
+    assert (config.runners[0].cpu_limit, config.runners[0].cpu_request) == ("4", "0.5")
+    assert config.attic.gc.retention == "2592000s" and config.attic.replicas == 3
+    assert config.attic.ingress.annotations["x"] == "600"
+    assert config.gitlab.extra_variables["FOO"].value == "true"

@@ -175,20 +175,23 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def project_copy(target: Path) -> Path:
-    """This project as a fresh git clone would have it, on branch main, with this machine's .venv linked in."""
+def project_copy(target: Path, *, policy_venv: bool = True) -> Path:
+    """This project as a fresh git clone would have it, on branch main, with this machine's .venv linked in
+    (and, with ``policy_venv``, as the policy pack's venv too: it holds the pack's requirements)."""
     target.mkdir()
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "venv"))
         else:
             shutil.copy2(source, target / name)
     (target / ".venv").symlink_to(ROOT / ".venv")
+    if policy_venv:
+        (target / "policies/venv").symlink_to(ROOT / ".venv")
     # older than the venv's install markers: `make render` must not reinstall anything
     for requirements in ("requirements.txt", "requirements-dev.txt"):
         os.utime(target / requirements, (946684800, 946684800))
-    (target / ".gitignore").write_text(".venv\nbuild/\n.gitlab-ci-local/\n")
+    (target / ".gitignore").write_text(".venv\npolicies/venv\nbuild/\n.gitlab-ci-local/\n")
     git(target, "init", "-q", "-b", "main")
     git(target, "add", "-A")
     git(target, "commit", "-q", "-m", "project")
@@ -315,20 +318,37 @@ def test_preview_job_without_credentials_posts_the_offline_diff(tmp_path: Path) 
 # A stand-in for the Pulumi CLI (this machine has neither the CLI nor a cluster): it logs its arguments,
 # `preview --save-plan P` writes a plan with a unique nonce to P and prints a diff, `preview --json` prints
 # the digest file named by STAND_IN_DIGEST, `up --plan P` prints the plan it was given.
-# STAND_IN_PREVIEW_FAILS makes the preview fail like a policy violation would.
+# STAND_IN_PREVIEW_FAILS makes the preview fail like a policy violation would: exit 1, as the real CLI 3.274.1 does
+# for any failed preview (a bail: pkg/v3 cmd/pulumi/cmd/exit_codes.go:91-92; ExitPolicyViolation is not wired yet).
+# Like the CLI, `--policy-pack DIR` needs DIR/PulumiPolicy.yaml (pkg/v3 resource/plugin/analyzer_plugin.go:134-138)
+# and the pack's `virtualenv` option, resolved against DIR (sdk/v3 python/toolchain/pip.go:607-615, v3.274.1), to
+# hold a python: the CLI does not create it outside `pulumi install`. The message is the one the real CLI 3.274.1
+# printed with the lab's Python language host (the real host's module is not reachable here).
 PULUMI_STAND_IN = r"""#!/usr/bin/env bash
 echo "pulumi $*" >>"$PULUMI_STAND_IN_LOG"
 command=$1
-plan="" json=""
+plan="" json="" pack=""
 while [ $# -gt 0 ]; do
-  case "$1" in --save-plan|--plan) plan=$2 ;; --json) json=1 ;; esac
+  case "$1" in --save-plan|--plan) plan=$2 ;; --json) json=1 ;; --policy-pack) pack=$2 ;; esac
   shift
 done
+if [ -n "$pack" ]; then
+  if [ ! -f "$pack/PulumiPolicy.yaml" ]; then
+    echo "error: failed to load Pulumi policy project located at \"$pack\"" >&2; exit 1
+  fi
+  venv=$(sed -n 's/^ *virtualenv: *//p' "$pack/PulumiPolicy.yaml")
+  case "$venv" in "") ;; /*) ;; *) venv="$PWD/$pack/$venv" ;; esac
+  if [ -n "$venv" ] && [ ! -x "$venv/bin/python" ]; then
+    echo "error: policy pack \"$PWD/$pack\" failed to start: could not read plugin [$pack]: problem executing" \
+      "plugin program (could not run language executor): fork/exec $venv/bin/python: no such file or directory" >&2
+    exit 1
+  fi
+fi
 case "$command" in
   preview)
     if [ -n "$json" ]; then cat "$STAND_IN_DIGEST"; exit 0; fi
     echo "+ kubernetes:core/v1:Namespace flywheel create"
-    if [ -n "${STAND_IN_PREVIEW_FAILS:-}" ]; then echo "error: mandatory policy violated"; exit 255; fi
+    if [ -n "${STAND_IN_PREVIEW_FAILS:-}" ]; then echo "error: mandatory policy violated"; exit 1; fi
     if [ -n "$plan" ]; then printf '{"nonce": "%s"}\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$plan"; fi
     ;;
   up) echo "applying plan $(cat "$plan")" ;;
@@ -350,7 +370,9 @@ def test_deploy_applies_the_plan_job_artifact_with_a_pulumi_stand_in(tmp_path: P
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy2(CI_FILE, repo / ".gitlab-ci.yml")
+    shutil.copytree(ROOT / "policies", repo / "policies", ignore=shutil.ignore_patterns("__pycache__", "venv"))
     (repo / ".venv").symlink_to(ROOT / ".venv")  # committed: the isolated job copies get it too
+    (repo / "policies/venv").symlink_to(ROOT / ".venv")  # the pack's venv (its requirements are in .venv)
     (repo / ".gitignore").write_text("build/\n.gitlab-ci-local/\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
@@ -435,5 +457,27 @@ def test_preview_job_with_credentials_posts_the_preview_with_a_pulumi_stand_in(t
         result = gitlab_ci_local(repo, "--force-shell-executor", *failing, "preview:dev", path=bin_dir)
         assert result.returncode == 1
         [note] = stand_in.notes[MR_IID]  # the same note, edited
-        assert "❌ **Failed**: `pulumi preview` exited with code 255" in note["body"]
+        assert "❌ **Failed**: `pulumi preview` exited with code 1" in note["body"]
         assert "error: mandatory policy violated" in note["body"]
+
+
+@pytest.mark.slow
+def test_pulumi_jobs_create_the_policy_packs_virtualenv(tmp_path: Path) -> None:
+    """A fresh clone has no policies/venv; the CLI (the stand-in models its check) refuses `--policy-pack
+    policies` without it, so the job must make it from policies/requirements.txt before calling pulumi."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(PULUMI_STAND_IN)
+    (bin_dir / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    log.write_text("")
+    repo = project_copy(tmp_path / "repo", policy_venv=False)
+    assert not (repo / "policies/venv").exists()
+    variables = ["--variable", f"PULUMI_STAND_IN_LOG={log}"]
+    variables += ["--variable", "PULUMI_BACKEND_URL=file:///state", "--variable", "KUBECONFIG=/kubeconfig"]
+    result = gitlab_ci_local(repo, "--force-shell-executor", *variables, "plan:dev", path=bin_dir, timeout=480)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert log.read_text().startswith("pulumi preview --stack dev --diff --policy-pack policies")
+    imports = "import pulumi, pulumi_policy, yaml"
+    probe = subprocess.run([repo / "policies/venv/bin/python", "-c", imports], capture_output=True, check=False)
+    assert probe.returncode == 0, probe.stderr

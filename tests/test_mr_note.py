@@ -152,32 +152,52 @@ def test_diagnostics_fail_the_verdict_and_keep_credentials_out() -> None:
     diagnostics = section(note, "Diagnostics")
     assert diagnostics.index("❌ **error**") < diagnostics.index("⚠️ **warning**")
     assert "configured Kubernetes cluster is unreachable" in diagnostics
+    # the digest's message carries the CLI's "error: " prefix (display/json.go:196): shown once, not twice
+    assert "**error** `default_4_34_2`: configured Kubernetes cluster is unreachable" in diagnostics
+    assert "**warning** `attic-api`: resource attic-api: the apps/v1 Deployment" in diagnostics
+    assert "error: error" not in diagnostics and ": warning:" not in diagnostics
     assert "https://admin:[secret]@10.0.0.1:6443" in diagnostics and "kubepass123" not in note
     assert "_1 informational message(s) in the full output_" in diagnostics
 
 
-def test_policy_violations_come_from_the_text_output() -> None:
+def test_policy_violations_come_from_the_diff_text_as_the_cli_prints_them() -> None:
+    """The fixture follows the CLI's diff display (see tests/fixtures/preview/README.md: read from the code)."""
     text = (FIXTURES / "policy_violations.txt").read_text()
     violations = mr_note.parse_policy_violations(text)
-    assert [(v.level, v.policy, v.resource) for v in violations] == [
-        ("mandatory", "runners-get-cache-contract", "kubernetes:helm.sh/v3:Release: runners-nix"),
-        ("advisory", "attic-replicas-spread", "kubernetes:apps/v1:Deployment: attic-api"),
+    assert [(v.level, v.policy, v.resource, v.exceptions) for v in violations] == [
+        ("mandatory", "runner-cache-contract", "kubernetes:helm.sh/v3:Release: runners-nix", ()),
+        ("advisory", "attic-replicas-spread", "kubernetes:apps/v1:Deployment: attic-api", ()),
+        ("mandatory", "runner-limits", "kubernetes:helm.sh/v3:Release: runners-legacy", ("legacy-runners",)),
+        ("mandatory", "attic-gc-present", "pulumi:pulumi:Stack: flywheel-dev", ()),
     ]
     assert violations[0].message == (
-        "Runner pools inject BAZEL_REMOTE_CACHE and GF_BAZEL_SUBSTRATE_MODE. — "
+        "Runners inject BAZEL_REMOTE_CACHE and GF_BAZEL_SUBSTRATE_MODE. — "
         "runner pool 'nix' does not set GF_BAZEL_SUBSTRATE_MODE=shared-cache-backed"
     )
-    note = note_for("update_detailed", text, exit_code=255)
-    assert "⛔ **Blocked by policy**: 1 mandatory violation · 3 to update" in note
-    assert "- ⛔ **mandatory** `runners-get-cache-contract` on `kubernetes:helm.sh/v3:Release: runners-nix`" in note
+    assert violations[3].message.endswith("no CronJob runs atticd --mode garbage-collector-once — found 0")
+    note = note_for("update_detailed", text, exit_code=1)
+    # the exempted mandatory violation blocks nothing
+    assert "⛔ **Blocked by policy**: 2 mandatory violations · 3 to update" in note
+    assert "- ⛔ **mandatory** `runner-cache-contract` on `kubernetes:helm.sh/v3:Release: runners-nix`" in note
+    exempted = "`runner-limits` on `kubernetes:helm.sh/v3:Release: runners-legacy` _(exempted: legacy-runners)_"
+    assert f"- ⚠️ **mandatory** {exempted}" in note
     # the full text is collapsed at the end, without terminal colours
     details = note[note.index("<details><summary>Full <code>pulumi preview --diff</code> output") :]
     assert "Previewing update (dev):" in details and "\x1b[" not in details and "warning: colored line" in details
 
 
+def test_the_progress_displays_policies_block_is_not_what_diff_prints() -> None:
+    """`Policies:` with `- [level]` items is the progress display's summary (display/progress.go:866-876): the
+    preview job runs with --diff, whose text never has it; nothing there is taken for a violation."""
+    progress = (
+        "Policies:\n    ❌ flywheel-cache-policies@v0.1.0 (local: policies)\n        - [mandatory]  x  (a:b:C: n)\n"
+    )
+    assert mr_note.parse_policy_violations(progress) == []
+
+
 def test_secret_bearing_properties_are_never_shown() -> None:
     text = (FIXTURES / "policy_violations.txt").read_text()
-    note = note_for("secrets", text, exit_code=255)
+    note = note_for("secrets", text, exit_code=1)
     for leak in LEAKS:
         assert leak not in note
     secret = "🔒 `[secret]` → 🔒 `[secret]`"
@@ -197,7 +217,7 @@ def test_secret_bearing_properties_are_never_shown() -> None:
 
 
 def test_missing_digest_or_failed_preview_says_so() -> None:
-    no_digest = render_note(mr_note.report_from_preview("dev", None, "error: could not load plugin\n", 255))
+    no_digest = render_note(mr_note.report_from_preview("dev", None, "error: could not load plugin\n", 1))
     assert "❌ **Failed**: `pulumi preview --json` produced no digest" in no_digest
     assert "error: could not load plugin" in no_digest
     failed = render_note(mr_note.report_from_preview("dev", digest("creates_only"), "", 1))
@@ -594,3 +614,31 @@ def test_cli_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert out.read_text().startswith(marker("dev"))
+
+
+def test_violations_and_diagnostics_of_a_real_cli_preview() -> None:
+    """Output captured from the real CLI 3.274.1 (tests/fixtures/preview/captured/README.md)."""
+    captured = FIXTURES / "captured"
+    text = (captured / "policy_preview_diff.txt").read_text()
+    digest = json.loads((captured / "policy_preview.json").read_text())
+    violations = mr_note.parse_policy_violations(text)
+    assert [(v.level, v.policy, v.resource, v.message) for v in violations] == [
+        (
+            "mandatory",
+            "size-limit",
+            "pulumi-python:dynamic:Resource: runners-nix",
+            "Things are small. — resource 'runners-nix' has size 4 — second line",
+        ),
+        ("advisory", "advice", "pulumi-python:dynamic:Resource: runners-nix", "Some advice. — just advice"),
+        ("mandatory", "gc-present", "pulumi:pulumi:Stack: cap-dev", "Exactly one GC. — no CronJob runs atticd"),
+    ]
+    note = render_note(mr_note.report_from_preview("dev", digest, text, 1))
+    assert "⛔ **Blocked by policy**: 2 mandatory violations · 2 to create" in note
+    # the engine's closing "preview failed" error restates the violations: not counted as an error of its own
+    diagnostics = section(note, "Diagnostics")
+    assert "preview failed" not in diagnostics
+    assert "⚠️ **warning**: using pulumi-language-python from $PATH" in diagnostics
+    assert "warning: using" not in diagnostics
+    # without the violations, the same failure still fails the note (by the exit code)
+    failed = render_note(mr_note.report_from_preview("dev", digest, "", 1))
+    assert "❌ **Failed**: `pulumi preview` exited with code 1" in failed

@@ -77,7 +77,7 @@ def test_invalid_config_exits_2_with_one_line_per_problem_and_writes_nothing(tmp
     lines = [line.strip() for line in result.stderr.splitlines()[1:]]
     assert lines == [
         "flywheel:attic.gc.retention: not a duration (got '6 monthz'; expected a humantime duration such as "
-        "'30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y))",
+        "'30 days', '12h' or '1week 2days' (units s, m, h, d, w, M, y), or a whole number of seconds)",
         "flywheel:namespace: not a DNS-1123 label (got 'Bad Namespace'; expected lowercase letters, digits and '-', "
         "starting and ending with a letter or digit, at most 63 characters)",
     ]
@@ -164,3 +164,11 @@ def test_no_secret_reaches_any_rendered_output(stack_name: str, tmp_path: Path) 
     assert not leaks, leaks
     # the secret inputs are still recorded, as the redaction marker
     assert render_tool.REDACTED in (tmp_path / "resources.json").read_text()
+
+
+def test_the_program_sets_delete_before_replace_only_where_it_means_it() -> None:
+    """deleteBeforeReplaceDefined as the engine receives it; unset leaves the choice to each provider."""
+    monitor = RecordingMonitor(FlywheelMocks())
+    run_program("dev", dev_stack(), monitor=monitor)
+    defined = {r.name: r.delete_before_replace for r in monitor.registrations if r.delete_before_replace is not None}
+    assert defined == {"attic-db-migrations": True}

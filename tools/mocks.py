@@ -148,6 +148,10 @@ class Registration(NamedTuple):
     protect: bool
     retain_on_delete: bool
     depends_on: list[str]
+    delete_before_replace: bool | None = None
+    """None when the program left it to the provider (deleteBeforeReplaceDefined false)."""
+    custom_timeouts: dict[str, str] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+    """customTimeouts as sent: the operations (create, update, delete) that have one."""
 
 
 class RecordingMonitor(MockMonitor):
@@ -178,6 +182,14 @@ class RecordingMonitor(MockMonitor):
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
                     depends_on=sorted(set(request.dependencies)),
+                    delete_before_replace=bool(request.deleteBeforeReplace)
+                    if request.deleteBeforeReplaceDefined
+                    else None,
+                    custom_timeouts={
+                        operation: getattr(request.customTimeouts, operation)
+                        for operation in ("create", "update", "delete")
+                        if getattr(request.customTimeouts, operation)
+                    },
                 )
             )
         return response

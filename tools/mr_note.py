@@ -58,6 +58,7 @@ OP_FOLD = {
     "import-replacement": "import",
     "discard-replaced": "discard",
 }
+FAILED_SUMMARIES = frozenset({"preview failed", "update failed"})
 OP_RANK = ["replace", "delete", "create", "update", "import", "read", "refresh", "discard"]
 
 # --- the preview digest -> Report --------------------------------------------------------------
@@ -81,10 +82,7 @@ def report_from_preview(stack: str, digest: dict[str, Any] | None, text: str | N
     counts = {str(op): int(n) for op, n in (digest.get("changeSummary") or {}).items() if int(n)}
     if not counts:
         counts = summarize_counts(c.op for c in changes.values())
-    diagnostics = [
-        Diagnostic(str(d.get("severity", "info")), str(d.get("message", "")), str(d.get("urn", "")))
-        for d in digest.get("diagnostics") or []
-    ]
+    diagnostics = [d for d in map(_diagnostic, digest.get("diagnostics") or []) if not _restates_failure(d)]
     violations = parse_policy_violations(text or "")
     report = Report(
         stack=stack,
@@ -96,17 +94,27 @@ def report_from_preview(stack: str, digest: dict[str, Any] | None, text: str | N
     )
     if not digest:
         report.failure = "`pulumi preview --json` produced no digest"
-    elif (
-        exit_code
-        and not any(v.level == "mandatory" for v in violations)
-        and not any(d.severity == "error" for d in diagnostics)
-    ):
+    elif exit_code and not any(v.blocking for v in violations) and not any(d.severity == "error" for d in diagnostics):
         report.failure = f"`pulumi preview` exited with code {exit_code}"
     if digest.get("maybeCorrupt"):
         report.notes.append("⚠️ The engine reports that some resources **may be corrupt** (`maybeCorrupt`).")
     if text:
         report.blocks.append(TextBlock("Full <code>pulumi preview --diff</code> output", redact_text(text)))
     return report
+
+
+def _diagnostic(entry: dict[str, Any]) -> Diagnostic:
+    # The digest's message starts with the severity's prefix (display/json.go:196 `p.Prefix + p.Message`,
+    # prefix "error: " / "warning: " from sdk diag/sink.go:191-210): the note shows the severity once.
+    severity = str(entry.get("severity", "info"))
+    message = str(entry.get("message", "")).removeprefix(f"{severity}: ")
+    return Diagnostic(severity, message, str(entry.get("urn", "")))
+
+
+def _restates_failure(diagnostic: Diagnostic) -> bool:
+    """The engine's closing "preview failed" (resource/deploy/deployment_executor.go:129-136, 484-487): it follows
+    every failure, a mandatory policy violation included, and says nothing the rest of the note does not."""
+    return diagnostic.severity == "error" and not diagnostic.urn and diagnostic.message.strip() in FAILED_SUMMARIES
 
 
 def _rank(op: str) -> int:
@@ -177,44 +185,49 @@ def _step_properties(step: dict[str, Any], typ: str, old: dict[str, Any], new: d
     return properties
 
 
-_POLICY_LINE = re.compile(r"^(?P<indent>\s*)- \[(?P<level>[a-z-]+)\]\s+(?P<policy>\S+)\s+\((?P<resource>.*)\)\s*$")
+# One violation as `pulumi preview --diff` prints it (pkg/v3 backend/display/diff.go:235-290, v3.274.1, with
+# prefix and linePrefix "" as RenderDiffEvent passes them, diff.go:161-162):
+#   "    <pack>@v<version> [exempted: <ids>] [<level>] [severity: <s>]  <policy>  (<type>: <name>)<message>"
+# where the exemption, the severity and the resource clause (diff.go:187-195) are optional, and the message is
+# the engine's (engine/events.go:705-716) = pulumi-policy's "<description>\n<violation message>"
+# (pulumi_policy/policy.py:1341-1343): glued to the clause, its later lines unindented.
+_POLICY_LINE = re.compile(
+    r"^    (?P<pack>\S+)@v(?P<version>\S+) "
+    r"(?:\[exempted(?:: (?P<exceptions>[^\]]*))?\] )?"
+    r"\[(?P<level>mandatory|advisory|remediate|disabled)\](?: \[severity: (?P<severity>[a-z]+)\])?"
+    r"  (?P<policy>[a-z0-9][a-z0-9_-]*)(?:  \((?P<resource>\S+: [^)]*)\))?(?P<first>.*)$"
+)
+# Lines of the diff display that are not a violation message: indented resource lines, headers, diagnostics.
+_DISPLAY_LINE = re.compile(
+    r"^(\s|$|Resources:|Outputs:|Diagnostics:|Duration:|Policy Packs run:|Previewing |Updating |"
+    r"(warning|error|info|debug): )"
+)
 
 
 def parse_policy_violations(text: str) -> list[PolicyViolation]:
-    """The ``Policies:`` section of ``pulumi preview`` text output (the JSON digest omits violations).
-
-    Each violation is ``- [level]  policy-name  (type: name)`` followed by more-indented lines: the
-    policy's description, then the violation's message.
-    """
+    """Policy violations in `pulumi preview --diff` text (the JSON digest omits them: display/json.go:249-251)."""
     violations: list[PolicyViolation] = []
-    current: dict[str, Any] | None = None
-    for raw in strip_colors(text).splitlines():
+    lines = strip_colors(text).splitlines()
+    for index, raw in enumerate(lines):
         match = _POLICY_LINE.match(raw)
-        if match:
-            if current:
-                violations.append(_violation(current))
-            current = {**match.groupdict(), "lines": []}
+        if not match:
             continue
-        if current is not None:
-            indent = len(raw) - len(raw.lstrip())
-            if raw.strip() and indent > len(current["indent"]):
-                current["lines"].append(raw.strip())
-            else:
-                violations.append(_violation(current))
-                current = None
-    if current:
-        violations.append(_violation(current))
+        message = [match["first"].strip()]
+        for following in lines[index + 1 :]:
+            if _DISPLAY_LINE.match(following) or _POLICY_LINE.match(following):
+                break
+            message.append(following.strip())
+        exceptions = tuple(e.strip() for e in (match["exceptions"] or "").split(",") if e.strip())
+        violations.append(
+            PolicyViolation(
+                level=match["level"],
+                policy=match["policy"],
+                resource=match["resource"] or "",
+                message=" — ".join(part for part in message if part),
+                exceptions=exceptions,
+            )
+        )
     return violations
-
-
-def _violation(parsed: dict[str, Any]) -> PolicyViolation:
-    resource = str(parsed["resource"])
-    return PolicyViolation(
-        level=str(parsed["level"]),
-        policy=str(parsed["policy"]),
-        resource=resource,
-        message=" — ".join(parsed["lines"]),
-    )
 
 
 # --- posting -------------------------------------------------------------------------------------

@@ -302,6 +302,11 @@ class PolicyViolation:
     resource: str
     message: str
     new: bool | None = None  # offline diff: whether the MR introduces it (None: unknown)
+    exceptions: tuple[str, ...] = ()  # policy exceptions that exempt it (it then blocks nothing)
+
+    @property
+    def blocking(self) -> bool:
+        return self.level == "mandatory" and not self.exceptions
 
 
 @dataclass(frozen=True)
@@ -393,7 +398,7 @@ def _count_phrase(counts: dict[str, int]) -> str:
 
 def verdict(report: Report) -> str:
     errors = [d for d in report.diagnostics if d.severity == "error"]
-    mandatory = [v for v in report.violations if v.level == "mandatory"]
+    mandatory = [v for v in report.violations if v.blocking]
     phrase = _count_phrase(report.counts)
     changes = f" · {phrase}" if phrase else ""
     if report.failure or errors:
@@ -526,9 +531,11 @@ def _violations(violations: Sequence[PolicyViolation]) -> str:
     if not violations:
         return ""
     lines = ["#### Policy violations"]
-    for violation in sorted(violations, key=lambda v: (v.level != "mandatory", v.policy, v.resource)):
-        icon = "⛔" if violation.level == "mandatory" else "⚠️"
+    for violation in sorted(violations, key=lambda v: (not v.blocking, v.policy, v.resource)):
+        icon = "⛔" if violation.blocking else "⚠️"
         fresh = {True: " _(new in this MR)_", False: " _(already on the target branch)_", None: ""}[violation.new]
+        if violation.exceptions:
+            fresh += f" _(exempted: {', '.join(violation.exceptions)})_"
         where = f" on {code(violation.resource)}" if violation.resource else ""
         message = redact_text(violation.message).strip().replace("\n", "<br>")
         lines.append(f"- {icon} **{violation.level}** {code(violation.policy)}{where}{fresh}: {message}")

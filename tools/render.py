@@ -119,8 +119,11 @@ def run_under_mocks(
     stack_name: str = "test",
     stack: StackConfig | None = None,
     monitor: RecordingMonitor | None = None,
+    preview: bool = False,
 ) -> RecordingMonitor:
-    """Run ``main`` as a Pulumi program under the mock monitor (with ``stack``'s config); the monitor it used."""
+    """Run ``main`` as a Pulumi program under the mock monitor (with ``stack``'s config); the monitor it used.
+
+    With ``preview`` the SDK runs as in `pulumi preview` (outputs the mocks leave out are unknown)."""
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
@@ -130,7 +133,7 @@ def run_under_mocks(
     monitor = monitor or RecordingMonitor(FlywheelMocks())
     if stack is not None:
         pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=preview, monitor=monitor)
     _sync_await(run_pulumi_func(main))
     return monitor
 
