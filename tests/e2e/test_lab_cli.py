@@ -4,7 +4,7 @@
 in-place update and `pulumi destroy`, on a small program with every gitlab/random/tls resource type
 flywheel uses (tests/fixtures/lab_cli_program). The CLI (real, 3.274.1) and the Python language host (the
 lab's stand-in, lab/standins/pulumi-language-python) are what `make lab` builds; without them this test
-skips (and fails under FLYWHEEL_E2E=1).
+skips (and fails under CI=true). `make e2e` runs it after building them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import pytest
 
 from lab.build import CACHE, by_name
 from lab.gitlab_api import GitLabStandIn, read_record, seeded
+from tests.conftest import IN_CI
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "tests" / "fixtures" / "lab_cli_program"
 TOKEN = "glpat-lab-cli-0001"
 WRITES = {"POST", "PUT", "DELETE"}
@@ -41,9 +42,9 @@ def _tool(name: str) -> Path:
     if others:
         return others[-1].parent / name
     message = f"{name} {counterpart.version} is not built under {CACHE / 'bin'} (make lab builds it)"
-    # `make test` does not build the lab (`make e2e` does, and sets FLYWHEEL_E2E=1): skip there, fail here
-    if os.environ.get("FLYWHEEL_E2E") == "1":
-        pytest.fail(f"FLYWHEEL_E2E=1: {message}")
+    # `make e2e` builds the lab first: under CI=true a missing build is a failure, never a skip
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}")
     pytest.skip(message)
 
 
