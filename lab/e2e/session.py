@@ -95,10 +95,12 @@ class Lab:
             values[key] = value
         return values
 
-    def init_stack(self, stack: str, overrides: dict[str, Any] | None = None) -> None:
+    def init_stack(
+        self, stack: str, overrides: dict[str, Any] | None = None, values_override: dict[str, Any] | None = None
+    ) -> None:
         assert self.project is not None
         self.project.pulumi("stack", "init", stack).check()
-        self.project.write_stack(stack, self.stack_values(overrides))
+        self.project.write_stack(stack, values_override or self.stack_values(overrides))
         self.project.pulumi("config", "set", "--stack", stack, "--secret", "gitlab:token", self.gitlab_token).check()
 
     def stop(self) -> None:

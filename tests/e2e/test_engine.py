@@ -82,6 +82,19 @@ def test_preview_with_the_policy_pack_plans_exactly_what_the_render_registers(la
     assert program_urns(planned) == rendered
 
 
+def test_a_seeded_mandatory_violation_fails_preview_naming_the_policy(lab: Lab, dev: dict[str, Any]) -> None:
+    """storage.protect: false is valid config (it warns) that the mandatory storage-private-and-kept refuses."""
+    assert lab.project is not None
+    values = lab.stack_values()
+    values["flywheel:storage"] = {**values["flywheel:storage"], "protect": False}
+    lab.init_stack("violation", values_override=values)
+    preview = lab.project.pulumi("preview", "--stack", "violation", "--policy-pack", "policies", "--diff")
+    assert preview.returncode != 0, preview.stdout[-3000:]
+    output = preview.stdout + preview.stderr
+    assert "storage-private-and-kept" in output and "mandatory" in output, output[-3000:]
+    lab.project.pulumi("stack", "rm", "--yes", "--force", "violation").check()
+
+
 def is_subset(expected: Any, actual: Any, path: str = "") -> list[str]:
     """Where `expected` (what the render sets) is not in `actual` (the live object)."""
     if isinstance(expected, dict):
@@ -129,6 +142,25 @@ def test_up_creates_every_object_the_render_declares(lab: Lab, dev: dict[str, An
         body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "status")}
         problems += [f"{where}: {p}" for p in is_subset(body, live_view(manifest, live))]
     assert problems == []
+
+
+def test_up_registered_the_group_runners_the_masked_hidden_token_and_the_template(
+    lab: Lab, dev: dict[str, Any]
+) -> None:
+    from components.ci_template import COMPONENT_FILE
+
+    assert lab.gitlab is not None
+    state = lab.gitlab.state
+    group_id = lab.stack_values()["flywheel:gitlab"]["groupId"]
+    pools = [pool["name"] for pool in lab.stack_values()["flywheel:runners"]]
+    runners = list(state.runners.values())
+    assert sorted(r.runner_type for r in runners) == ["group_type"] * len(pools)
+    assert {r.group_id for r in runners} == {group_id}
+    token = state.variables[group_id][("ATTIC_TOKEN", "*")]
+    assert token.masked and token.hidden and not token.protected
+    [template] = state.projects.values()
+    branch = lab.stack_values()["flywheel:gitlab"]["templateRef"]
+    assert COMPONENT_FILE in template.files[branch]
 
 
 def test_a_second_up_changes_nothing(lab: Lab, dev: dict[str, Any]) -> None:
