@@ -246,14 +246,17 @@ class ObjectStorage(pulumi.ComponentResource):
         self.rendered_files = {"storage/seaweedfs-s3-scopes.json": scopes_text}
 
     def _generated_key(self, identity: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-        key_id = random.RandomString(
+        # RandomPassword, not RandomString: the random provider uses a RandomString's result as its ID, and the
+        # engine never encrypts IDs, so the key ID would sit in plain text in the state (a RandomPassword's ID is
+        # "none"). Seen with the real CLI: `pulumi stack export` showed the RandomString's ID.
+        key_id = random.RandomPassword(
             f"{self._name}-{identity}-access-key-id",
             length=20,
             upper=True,
             lower=False,
             numeric=True,
             special=False,
-            opts=self._child(additional_secret_outputs=["result"]),
+            opts=self._child(),
         )
         secret = random.RandomPassword(
             f"{self._name}-{identity}-secret-key", length=40, special=False, opts=self._child()

@@ -144,6 +144,23 @@ def test_up_creates_every_object_the_render_declares(lab: Lab, dev: dict[str, An
     assert problems == []
 
 
+def test_the_state_holds_no_secret_in_plain_text(lab: Lab, dev: dict[str, Any]) -> None:
+    """Every value of every Secret the program created in the cluster is absent from `pulumi stack export`."""
+    assert lab.kube is not None
+    exported = pulumi(lab, "stack", "export").check().stdout
+    namespaces = {m["metadata"].get("namespace") for m in dev["manifests"] if m["kind"] == "Secret"}
+    values = {
+        base64.b64decode(value).decode(errors="replace")
+        for namespace in namespaces
+        for secret in lab.kube.list("v1", "Secret", namespace)
+        for value in (secret.get("data") or {}).values()
+    }
+    secrets = {v for v in values if len(v) >= 12}  # short values (ports, flags) are not secrets
+    assert secrets, "no Secret values found: the test would prove nothing"
+    leaked = sorted(v[:6] + "..." for v in secrets if v in exported)
+    assert leaked == []
+
+
 def test_up_registered_the_group_runners_the_masked_hidden_token_and_the_template(
     lab: Lab, dev: dict[str, Any]
 ) -> None:
