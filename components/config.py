@@ -350,7 +350,9 @@ BAZEL_DISK_HEADROOM_PERCENT = 10  # bazel-remote's max_size must fit the volume 
 
 class BazelCacheConfig(Model):
     enabled: bool = Field(True, description="Deploy bazel-remote and inject `BAZEL_REMOTE_CACHE`.")
-    image: Image = Field("buchgr/bazel-remote-cache:v2.4.4", description="bazel-remote image (pinned).")
+    image: Image = Field(
+        "buchgr/bazel-remote-cache:v2.6.1", description="bazel-remote image (pinned; the lab runs this version)."
+    )
     max_size_gib: int = Field(50, gt=0, alias="maxSizeGiB", description="bazel-remote `--max_size` in GiB.")
     storage_size: Quantity = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
     storage_class: str | None = Field(None, description="StorageClass of the volume.")
