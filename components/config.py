@@ -399,6 +399,17 @@ class RunnerPoolConfig(Model):
         default_factory=dict, description="Extra job environment, e.g. `NIX_CONFIG` for Nix pools."
     )
     cache_injection: bool = Field(True, description="Inject the cache contract variables into jobs.")
+    services: Resources | None = Field(
+        None,
+        description="Each service container's requests/limits (`docker:dind` is where a dind build runs); "
+        "unset: the jobs LimitRange default (1 CPU, 1Gi). Privileged pools should set it.",
+    )
+    helper: Resources = Field(
+        default_factory=lambda: Resources(
+            cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
+        ),
+        description="The helper container's requests/limits (clone, artifacts, cache).",
+    )
 
     @field_validator("tags")
     @classmethod

@@ -24,7 +24,7 @@ import pulumi_gitlab
 import pulumi_kubernetes as k8s
 import tomli_w
 
-from components.config import GitlabConfig, JobsQuota, RunnerFleetConfig, RunnerPoolConfig
+from components.config import GitlabConfig, JobsQuota, Resources, RunnerFleetConfig, RunnerPoolConfig
 from components.config_types import parse_quantity
 from components.contract import CacheContract
 from components.kube import standard_labels
@@ -103,7 +103,10 @@ def runner_config(pool: RunnerPoolConfig, jobs_namespace: str, environment: Mapp
         "memory_request": pool.memory_request,
         "memory_limit": pool.memory_limit,
         "pod_labels": job_pod_labels(pool),
+        **container_size("helper", pool.helper),
     }
+    if pool.services is not None:
+        kubernetes |= container_size("service", pool.services)
     if pool.node_selector:
         kubernetes["node_selector"] = dict(sorted(pool.node_selector.items()))
     entry: dict[str, Any] = {
@@ -115,6 +118,17 @@ def runner_config(pool: RunnerPoolConfig, jobs_namespace: str, environment: Mapp
         "kubernetes": kubernetes,
     }
     return {"runners": [entry]}
+
+
+def container_size(prefix: str, size: Resources) -> dict[str, str]:
+    """The executor's `<prefix>_{cpu,memory}_{request,limit}` keys for the helper or service containers."""
+    keys = {
+        f"{prefix}_cpu_request": size.cpu_request,
+        f"{prefix}_cpu_limit": size.cpu_limit,
+        f"{prefix}_memory_request": size.memory_request,
+        f"{prefix}_memory_limit": size.memory_limit,
+    }
+    return {key: value for key, value in keys.items() if value is not None}
 
 
 def render_config_toml(pool: RunnerPoolConfig, jobs_namespace: str, environment: Mapping[str, str]) -> str:
@@ -167,10 +181,28 @@ def executor_rules() -> list[k8s.rbac.v1.PolicyRuleArgs]:
     ]
 
 
+def job_limits(pool: RunnerPoolConfig) -> tuple[float, float]:
+    """(CPU cores, memory bytes) of limits one job pod holds: build + helper + one service container.
+
+    A service is counted when the pool sizes it or is privileged (dind runs the build in `docker:dind`); a limit
+    left unset is filled by the jobs LimitRange default, as the API server does.
+    """
+    sizes: list[tuple[str | None, str]] = [
+        (pool.cpu_limit, pool.memory_limit),
+        (pool.helper.cpu_limit, pool.helper.memory_limit),
+    ]
+    if pool.services is not None:
+        sizes.append((pool.services.cpu_limit, pool.services.memory_limit))
+    elif pool.privileged:
+        sizes.append((HELPER_DEFAULT_LIMITS["cpu"], HELPER_DEFAULT_LIMITS["memory"]))
+    cpu = sum(parse_quantity(c or HELPER_DEFAULT_LIMITS["cpu"]) for c, _m in sizes)
+    return cpu, sum(parse_quantity(m) for _c, m in sizes)
+
+
 def quota_shortfalls(pools: Sequence[RunnerPoolConfig], quota: JobsQuota) -> list[str]:
     """Where the pools at full concurrency need more than the jobs quota (their jobs would wait as Pending)."""
-    demand_cpu = sum(pool.concurrent * parse_quantity(pool.cpu_limit) for pool in pools)
-    demand_memory = sum(pool.concurrent * parse_quantity(pool.memory_limit) for pool in pools)
+    demand_cpu = sum(pool.concurrent * job_limits(pool)[0] for pool in pools)
+    demand_memory = sum(pool.concurrent * job_limits(pool)[1] for pool in pools)
     demand_pods = sum(pool.concurrent for pool in pools)
     problems = []
     if demand_cpu > parse_quantity(quota.cpu):
