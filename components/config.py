@@ -306,6 +306,14 @@ class AtticIngress(Model):
     )
     tls_secret_name: str | None = Field(None, description="Secret holding the TLS certificate (enables TLS).")
     max_body_size: str = Field("4g", description="Upload body-size limit (ingress-nginx `proxy-body-size`).")
+    controller_namespace: DnsLabel = Field(
+        "ingress-nginx", description="Namespace of the ingress controller's pods (job egress and Attic's ingress)."
+    )
+    controller_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "ingress-nginx"},
+        min_length=1,
+        description="Labels selecting the ingress controller's pods.",
+    )
 
 
 class AtticConfig(Model):

@@ -28,6 +28,7 @@ from components.config import GitlabConfig, JobsQuota, Resources, RunnerFleetCon
 from components.config_types import parse_quantity
 from components.contract import CacheContract
 from components.kube import standard_labels
+from components.network_policies import Endpoint, IngressController, job_egress_rules
 
 CHART = "gitlab-runner"
 MANAGER_SERVICE_ACCOUNT = "gitlab-runner"
@@ -51,8 +52,6 @@ EXECUTOR_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Containers the runner adds beside the build container (helper, services) get these unless they say otherwise.
 HELPER_DEFAULT_LIMITS = {"cpu": "1", "memory": "1Gi"}
 HELPER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
-# Cloud metadata endpoints hand out node credentials: job pods never reach them.
-METADATA_ENDPOINTS = {"0.0.0.0/0": ["169.254.169.254/32"], "::/0": ["fd00:ec2::254/128"]}
 HELM_RELEASE_NAME_MAX = 53
 CACHE_INJECTION_LABEL = "flywheel.dev/cache-injection"
 
@@ -294,6 +293,8 @@ class RunnerFleet(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         manager_namespace: str,
+        job_endpoints: Sequence[Endpoint] = (),
+        ingress_controller: IngressController | None = None,
     ) -> None:
         super().__init__("flywheel:index:RunnerFleet", name, None, opts)
         if manager_namespace == jobs_namespace:
@@ -367,7 +368,7 @@ class RunnerFleet(pulumi.ComponentResource):
                 spec=k8s.networking.v1.NetworkPolicySpecArgs(
                     pod_selector=k8s.meta.v1.LabelSelectorArgs(),
                     policy_types=["Egress"],
-                    egress=job_egress_rules(manager_namespace),
+                    egress=job_egress_rules(job_endpoints, ingress_controller),
                 ),
                 opts=in_jobs,
             ),
@@ -421,20 +422,3 @@ class RunnerFleet(pulumi.ComponentResource):
             f"runners/{pool_name}/config.toml": runner_pool.config_toml for pool_name, runner_pool in self.pools.items()
         }
         self.register_outputs({"pools": sorted(self.pools), "jobs_namespace": jobs_namespace})
-
-
-def job_egress_rules(cache_namespace: str) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
-    """Job pods reach DNS, the cache services' namespace and the internet (not the cloud metadata endpoint)."""
-    dns_ports = [k8s.networking.v1.NetworkPolicyPortArgs(protocol=p, port=53) for p in ("UDP", "TCP")]
-    caches = k8s.networking.v1.NetworkPolicyPeerArgs(
-        namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": cache_namespace})
-    )
-    internet = [
-        k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr, except_=excluded))
-        for cidr, excluded in METADATA_ENDPOINTS.items()
-    ]
-    return [
-        k8s.networking.v1.NetworkPolicyEgressRuleArgs(ports=dns_ports),
-        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[caches]),
-        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=internet),
-    ]

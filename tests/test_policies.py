@@ -150,6 +150,7 @@ def test_policy_names_and_default_levels() -> None:
         "storage-private-and-kept": "mandatory",
         "greedy-template-shape": "mandatory",
         "mounted-files-readable": "mandatory",
+        "network-least-access": "mandatory",
         "runner-privileged-explicit": "advisory",
         "runner-limits": "advisory",
         "runner-service-sizes": "advisory",
@@ -583,6 +584,20 @@ def test_mounted_files_readable_accepts_world_readable_files_and_explicit_root(d
     pod["volumes"][0]["secret"]["defaultMode"] = 0o400
     pod["securityContext"]["runAsUser"] = 0
     assert violations(resources, "mounted-files-readable") == []
+
+
+def test_network_least_access_refuses_namespace_wide_job_egress(dev_render: RenderResult) -> None:
+    """The egress rule before issue 14: the whole platform namespace on every port."""
+    resources = records(dev_render)
+    egress = one(resources, lambda r: r["type"].endswith("NetworkPolicy") and "ci-jobs-egress" in str(r["inputs"]))
+    rules = egress["inputs"]["spec"]["egress"]
+    rules.append({"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flywheel"}}}]})
+    assert_refused(resources, "network-least-access", "allows whole namespaces", "list the ports", urn=egress["urn"])
+
+
+def test_network_least_access_refuses_seaweedfs_without_an_ingress_policy(dev_render: RenderResult) -> None:
+    resources = [r for r in records(dev_render) if "seaweedfs-ingress" not in str(r["inputs"].get("metadata"))]
+    assert_refused(resources, "network-least-access", "serves seaweedfs but no ingress NetworkPolicy")
 
 
 def test_bazel_cache_capacity_refuses_a_small_volume(dev_render: RenderResult) -> None:
