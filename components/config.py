@@ -322,6 +322,10 @@ class AtticConfig(Model):
         description="atticd image, pinned to an upstream commit tag (Attic has no releases).",
     )
     replicas: int = Field(2, ge=1, le=20, description="`api-server` replicas.")
+    listen_family: Literal["dual-stack", "ipv4"] = Field(
+        "dual-stack",
+        description="atticd's listen address: `[::]` (IPv6 and IPv4) or `0.0.0.0` for nodes with IPv6 disabled.",
+    )
     host: Hostname | None = Field(None, description="External host name; creates an Ingress when set.")
     ingress: AtticIngress = Field(default_factory=AtticIngress, description="Ingress settings (with `host`).")
     cache_name: AtticCacheName = Field("main", description="Name of the Attic cache CI pushes to.")

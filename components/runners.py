@@ -69,6 +69,10 @@ def release_name(pool: RunnerPoolConfig) -> str:
     return name
 
 
+def runner_name(pool: RunnerPoolConfig) -> str:
+    return f"flywheel-{pool.name}"
+
+
 def job_pod_labels(pool: RunnerPoolConfig) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "ci-job",
@@ -109,7 +113,7 @@ def runner_config(pool: RunnerPoolConfig, jobs_namespace: str, environment: Mapp
     if pool.node_selector:
         kubernetes["node_selector"] = dict(sorted(pool.node_selector.items()))
     entry: dict[str, Any] = {
-        "name": f"flywheel-{pool.name}",
+        "name": runner_name(pool),
         "executor": "kubernetes",
         "limit": pool.concurrent,
         # `environment` belongs to [[runners]] itself; [runners.kubernetes] has no such key
@@ -160,6 +164,9 @@ def chart_values(
         "serviceAccount": {"create": False, "name": MANAGER_SERVICE_ACCOUNT},
         "metrics": {"enabled": True},
         "runners": {"secret": token_secret_name, "config": helm_template_safe(config_toml)},
+        # `register` names the runner from RUNNER_NAME or the pod's hostname and merges the template's
+        # [[runners]] without overriding set fields (gitlab-runner commands/register.go getHostname, mergo.Merge)
+        "envVars": [{"name": "RUNNER_NAME", "value": runner_name(pool)}],
     }
 
 

@@ -167,6 +167,8 @@ def test_chart_values_carry_no_token_and_pin_the_chart_settings() -> None:
     assert values["unregisterRunners"] is False
     assert values["gitlabUrl"] == "https://gitlab.example.com/"
     assert not {"runnerToken", "runnerRegistrationToken"} & values.keys()
+    # register names the runner from RUNNER_NAME (else the pod's hostname); the template's name never wins
+    assert values["envVars"] == [{"name": "RUNNER_NAME", "value": f"flywheel-{pool.name}"}]
 
 
 def test_release_names_fit_helm() -> None:
