@@ -305,6 +305,9 @@ class AtticIngress(Model):
         default_factory=dict, description="Extra annotations, e.g. cert-manager's issuer for TLS."
     )
     tls_secret_name: str | None = Field(None, description="Secret holding the TLS certificate (enables TLS).")
+    tls_terminated_upstream: bool = Field(
+        False, description="A TLS terminator in front of the ingress serves `https://<host>` (no `tlsSecretName`)."
+    )
     max_body_size: str = Field("4g", description="Upload body-size limit (ingress-nginx `proxy-body-size`).")
     controller_namespace: DnsLabel = Field(
         "ingress-nginx", description="Namespace of the ingress controller's pods (job egress and Attic's ingress)."
@@ -342,6 +345,17 @@ class AtticConfig(Model):
     bootstrap_image: Image = Field(
         "buildpack-deps:bookworm-curl", description="Image of the cache bootstrap Job (needs bash and curl)."
     )
+
+    @model_validator(mode="after")
+    def _https_host_has_a_certificate(self) -> AtticConfig:
+        # the published URL is https://<host>/: without a certificate the ingress serves its fake one
+        if self.host and not (self.ingress.tls_secret_name or self.ingress.tls_terminated_upstream):
+            raise config_problem(
+                f"host '{self.host}' is published as https://{self.host}/ but no certificate serves it",
+                "ingress.tlsSecretName, or ingress.tlsTerminatedUpstream: true for a TLS terminator in front",
+                "host",
+            )
+        return self
 
     @model_validator(mode="after")
     def _rotation_inside_validity(self) -> AtticConfig:

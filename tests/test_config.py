@@ -142,6 +142,8 @@ RULES = [
     ("storage.size", "lots", "storage.size", ["not a Kubernetes quantity", "got 'lots'"]),
     ("storage.endpoint", "https://s3.example.com", "storage.endpoint", ["belong to backend 's3'"]),
     ("database.backend", "mysql", "database.backend", ["'cnpg' or 'external'"]),
+    ("attic.ingress.tlsSecretName", DELETE, "attic.host", ["https://attic.example.com/", "tlsTerminatedUpstream"]),
+    ("attic.listenFamily", "ipv6", "attic.listenFamily", ["'dual-stack' or 'ipv4'"]),
     ("database.backend", "external", "database.url", ["backend 'external' needs 'url'"]),
     ("database.instances", 0, "database.instances", ["out of range", ">= 1"]),
     ("database.url", "postgres://u:p@h/db", "database.url", ["belongs to backend 'external'", "[secret]"]),
@@ -323,3 +325,9 @@ def test_random_mutations_never_raise_anything_but_config_error(data: st.DataObj
         for problem in error.problems:
             assert problem.startswith(PREFIX) and "\n" not in problem, problem
             assert "(got " in problem or "expected" in problem, problem
+
+
+def test_a_host_behind_an_upstream_tls_terminator_needs_no_certificate_secret() -> None:
+    raw = with_change("attic.ingress.tlsSecretName", DELETE)
+    raw["attic"]["ingress"]["tlsTerminatedUpstream"] = True
+    assert load_platform_config(raw).attic.ingress.tls_terminated_upstream is True
