@@ -44,6 +44,7 @@ SECRETS = {
     "seaweedfs-s3-identities": {
         "s3.json": json.dumps(seaweedfs_identities(seaweedfs_scopes(BUCKET, BAZEL_PREFIX), KEYS)),
     },
+    "admin-s3-credentials": _credentials(ADMIN),
     "attic-s3-credentials": _credentials(ATTIC),
     "bazel-remote-s3-credentials": _credentials(BAZEL),
 }
@@ -88,6 +89,28 @@ def seaweedfs(
         workload.stop()
 
 
+@pytest.fixture(scope="module")
+def bucket(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+    seaweedfs: Any,
+    node: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """The seaweedfs-create-bucket Job, run as its pod spec says (uid 100, read-only root, no capabilities)."""
+    hosts = {f"seaweedfs-s3.{NAMESPACE}.svc.cluster.local": seaweedfs.address}
+    job = manifests[("Job", "seaweedfs-create-bucket")]
+    workload = _workload(job, node, tmp_path_factory.mktemp("create-bucket"), hosts)
+    workload.start()
+    try:
+        code = workload.wait_exit(timeout=120)
+    finally:
+        workload.stop()
+    assert code == 0, workload.output()
+    assert (workload.plan.identity.uid, workload.plan.read_only_root) == (100, True)
+    assert f"bucket '{BUCKET}'" in workload.output()
+    return BUCKET
+
+
 def _s3(node: Any, address: str, identity: str) -> Any:
     import boto3
     from botocore.config import Config
@@ -105,29 +128,15 @@ def _s3(node: Any, address: str, identity: str) -> Any:
     )
 
 
-def _eventually(node: Any, call: Any, seconds: float = 20) -> Any:
-    """``call`` in the node's namespace, retried while the store is still starting (it answers 5xx then)."""
-    from botocore.exceptions import ClientError, EndpointConnectionError
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return node.run(call)
-        except (ClientError, EndpointConnectionError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def test_seaweedfs_runs_as_its_pod_spec_says_and_serves_the_scoped_identities(seaweedfs: Any, node: Any) -> None:
+def test_seaweedfs_runs_as_its_pod_spec_says_and_serves_the_scoped_identities(
+    seaweedfs: Any, bucket: str, node: Any
+) -> None:
     plan = seaweedfs.plan
     assert (plan.identity.uid, plan.identity.gid) == (1000, 1000)
     assert 1000 in plan.identity.groups  # the fsGroup that makes the 0440 s3.json readable
     identities = Path(seaweedfs.sandbox / "volumes" / "identities" / "s3.json").stat()
     assert (oct(identities.st_mode & 0o777), identities.st_uid, identities.st_gid) == ("0o440", 0, 1000)
 
-    admin = _s3(node, seaweedfs.address, ADMIN)
-    _eventually(node, lambda: _ensure_bucket(admin))
     attic = _s3(node, seaweedfs.address, ATTIC)
     node.run(lambda: attic.put_object(Bucket=BUCKET, Key="nar/lab.nar", Body=b"nar bytes"))
     body = node.run(lambda: attic.get_object(Bucket=BUCKET, Key="nar/lab.nar")["Body"].read())
@@ -153,15 +162,13 @@ def test_seaweedfs_spec_with_a_0440_secret_and_no_fsgroup_crashes(
 
 
 def test_bazel_remote_serves_from_its_volume_and_tiers_onto_seaweedfs(
-    manifests: dict[tuple[str, str], dict[str, Any]], seaweedfs: Any, node: Any, tmp_path: Path
+    manifests: dict[tuple[str, str], dict[str, Any]], seaweedfs: Any, bucket: str, node: Any, tmp_path: Path
 ) -> None:
     import urllib.request
 
     from lab.workloads.images import BAZEL_REMOTE
 
     require_binary(BAZEL_REMOTE.binary)
-    admin = _s3(node, seaweedfs.address, ADMIN)
-    _eventually(node, lambda: _ensure_bucket(admin))
     hosts = {f"seaweedfs-s3.{NAMESPACE}.svc.cluster.local": seaweedfs.address}
     workload = _workload(manifests[("Deployment", "bazel-cache")], node, tmp_path, hosts)
     workload.start()
@@ -193,9 +200,3 @@ def test_bazel_remote_serves_from_its_volume_and_tiers_onto_seaweedfs(
         assert any(key.startswith(BAZEL_PREFIX) and digest in key for key in keys), keys
     finally:
         workload.stop()
-
-
-def _ensure_bucket(admin: Any) -> None:
-    """What the seaweedfs-create-bucket Job does (tests/test_storage.py runs its script for real)."""
-    if BUCKET not in [bucket["Name"] for bucket in admin.list_buckets().get("Buckets", [])]:
-        admin.create_bucket(Bucket=BUCKET)

@@ -119,7 +119,23 @@ BAZEL_REMOTE = ImageModel(
     group=(("root", 0), ("nonroot", BAZEL_REMOTE_USER)),
 )
 
-IMAGES = {model.reference.rsplit(":", 1)[0]: model for model in (SEAWEEDFS, BAZEL_REMOTE)}
+# --- curl (curlimages/curl:8.17.0, the seaweedfs-create-bucket Job) -------------------------------------
+# The Job sets `command` (/bin/sh -c <script>), so the image's entrypoint does not matter. Its user is
+# curl_user uid 100, group curl_group gid 101 (measured from the image by a third party; components/storage.py
+# BUCKET_JOB_USER). The binary is Debian's curl (not 8.17.0): the script needs `--aws-sigv4` (curl >= 7.75)
+# and a POSIX sh, which the host's dash stands in for busybox sh.
+CURL_USER, CURL_GROUP = 100, 101
+CURL = ImageModel(
+    reference="curlimages/curl:8.17.0",
+    binary=Path("/usr/bin/curl"),
+    binary_path="/usr/bin/curl",
+    entrypoint=(),
+    user=Identity(CURL_USER, CURL_GROUP),
+    passwd=(("root", 0, 0, "/root"), ("curl_user", CURL_USER, CURL_GROUP, "/home/curl_user")),
+    group=(("root", 0), ("curl_group", CURL_GROUP)),
+)
+
+IMAGES = {model.reference.rsplit(":", 1)[0]: model for model in (SEAWEEDFS, BAZEL_REMOTE, CURL)}
 
 
 def model_for(image: str) -> ImageModel:

@@ -94,6 +94,14 @@ class Workload:
             time.sleep(0.25)
         raise NotReadyError(f"readiness probe still failing after {timeout:.0f} s ({last}): {self.output()[-3000:]}")
 
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        """A Job's container: its exit code once it finishes (NotReadyError if it runs past ``timeout``)."""
+        assert self.process is not None, "start() first"
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise NotReadyError(f"still running after {timeout:.0f} s: {self.output()[-3000:]}") from None
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
