@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import dev_value, render_stack, stack_with
+from tests.k8s_schema import schema_errors
 from tools.render import RenderResult, kubernetes_objects
 
 ATTIC = {"app.kubernetes.io/name": "attic", "app.kubernetes.io/component": "api-server"}
@@ -69,3 +70,9 @@ def test_attic_and_bazel_admit_their_ports_from_the_namespace_and_the_jobs(dev_r
     bazel = policy(dev_render, "bazel-cache-ingress")
     (rule,) = bazel["ingress"]
     assert [p["port"] for p in rule["ports"]] == [9092, 8080] and jobs in rule["from"]
+
+
+def test_network_policies_validate_against_kubernetes_1_31(dev_render: RenderResult) -> None:
+    found = [m for m in kubernetes_objects(dev_render.resources) if m["kind"] == "NetworkPolicy"]
+    assert len(found) == 5
+    assert schema_errors(found) == []
