@@ -1,6 +1,8 @@
 # flywheel — the two commands of the README, and their parts.
 #   make render   render the dev stack offline into build/dev and run the policy pack
 #   make test     lint, types and the whole test suite (installs what the tests need)
+#   make e2e      build the lab's real counterparts once (cached outside the clone), then run the program
+#                 through the real Pulumi engine against a real kube-apiserver (tests/e2e)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +13,7 @@ TOOLS := .tools
 SYSTEM_PACKAGES := nix-bin rsync shellcheck
 export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
-.PHONY: render test lint types pytest bench system-tools clean
+.PHONY: render test e2e lab lint types pytest bench system-tools clean
 
 render: $(VENV)/.runtime
 	$(PY) -m tools.render --stack $(STACK) --out build/$(STACK)
@@ -23,10 +25,17 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format --check .
 
 types: $(VENV)/.dev
-	$(VENV)/bin/mypy components policies tools
+	$(VENV)/bin/mypy components policies tools lab
 
 pytest: $(VENV)/.dev
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup --ignore=tests/e2e
+
+# The lab's counterparts: built from the Go module proxy into $${FLYWHEEL_LAB_CACHE:-~/.cache/flywheel-lab}.
+lab: $(VENV)/.dev
+	$(PY) -m lab.build
+
+e2e: system-tools lab
+	$(PY) -m pytest tests/e2e -x -v --timeout=1800
 
 bench: system-tools $(VENV)/.dev
 	$(PY) -m tools.bench --out build/bench

@@ -216,6 +216,10 @@ class DatabaseConfig(Model):
     )
     install_operator: bool = Field(True, description="`cnpg`: install the CloudNativePG operator (Helm, pinned).")
     operator_chart_version: str = Field("0.23.0", description="`cnpg`: `cloudnative-pg` chart version.")
+    operator_chart_repository: HttpUrl = Field(
+        "https://cloudnative-pg.github.io/charts",
+        description="`cnpg`: Helm repository of `cloudnative-pg` (mirror it for air-gapped sites).",
+    )
     url: SecretStr | None = Field(
         None, description="`external` only (required): `postgres://...` DSN, set with `pulumi config set --secret`."
     )

@@ -17,7 +17,6 @@ from components.kube import SecretKeyRef, standard_labels
 COMPONENT = "database"
 CNPG_API_VERSION = "postgresql.cnpg.io/v1"
 CNPG_CHART = "cloudnative-pg"
-CNPG_CHART_REPOSITORY = "https://cloudnative-pg.github.io/charts"
 CNPG_OPERATOR_NAMESPACE = "cnpg-system"
 DATABASE_NAME = "attic"
 DATABASE_OWNER = "attic"
@@ -77,7 +76,7 @@ class AtticDatabase(pulumi.ComponentResource):
                     name="cnpg",
                     chart=CNPG_CHART,
                     version=config.operator_chart_version,
-                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CNPG_CHART_REPOSITORY),
+                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=config.operator_chart_repository),
                     namespace=CNPG_OPERATOR_NAMESPACE,
                     create_namespace=True,
                     atomic=True,

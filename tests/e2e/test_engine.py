@@ -1,0 +1,204 @@
+"""The program through the real Pulumi engine (CLI 3.274.1, pulumi-kubernetes, the policy analyzer) against a real
+kube-apiserver, in the order a platform engineer meets it: preview with the policy pack, a refused violation,
+up, a second up that changes nothing, a config change reviewed through the MR note, destroy.
+
+Real: the Pulumi CLI and engine, the pulumi-kubernetes provider, etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, kwok. Stand-ins (lab/README.md): the Python language host, the gitlab/random/tls provider plugins,
+the GitLab API, the gitlab-runner and cloudnative-pg charts, a volume provisioner, an ingress controller and the
+CloudNativePG operator.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab.e2e.session import Lab
+from tools.render import REDACTED
+
+STACK = "dev"
+# Resources the engine itself adds: the stack and the default providers the program never registers.
+ENGINE_OWN = ("pulumi:pulumi:Stack", "pulumi:providers:")
+
+
+def urn_type(urn: str) -> str:
+    return urn.split("::")[2].split("$")[-1]
+
+
+def program_urns(urns: set[str]) -> set[str]:
+    return {
+        urn
+        for urn in urns
+        if not urn_type(urn).startswith(ENGINE_OWN) or not urn.rsplit("::", 1)[1].startswith("default")
+        if urn_type(urn) != "pulumi:pulumi:Stack"
+    }
+
+
+def preview_steps(output: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = json.loads(output).get("steps", [])
+    return steps
+
+
+def render(lab: Lab, stack: str, out: Path) -> dict[str, Any]:
+    """The offline render of the same stack file, in the same project copy."""
+    assert lab.project is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.render", "--stack", stack, "--out", str(out)],
+        cwd=lab.project.dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {
+        "out": out,
+        "resources": json.loads((out / "resources.json").read_text()),
+        "manifests": [yaml.safe_load(p.read_text()) for p in sorted((out / "manifests").rglob("*.yaml"))],
+    }
+
+
+@pytest.fixture(scope="module")
+def dev(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    lab.init_stack(STACK)
+    return render(lab, STACK, tmp_path_factory.mktemp("render"))
+
+
+def pulumi(lab: Lab, *args: str) -> Any:
+    assert lab.project is not None
+    return lab.project.pulumi(*args, "--stack", STACK)
+
+
+def test_preview_with_the_policy_pack_plans_exactly_what_the_render_registers(lab: Lab, dev: dict[str, Any]) -> None:
+    preview = pulumi(lab, "preview", "--policy-pack", "policies", "--json").check()
+    planned = {step["urn"] for step in preview_steps(preview.stdout) if step["op"] == "create"}
+    rendered = {resource["urn"] for resource in dev["resources"]}
+    assert program_urns(planned) == rendered
+
+
+def is_subset(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where `expected` (what the render sets) is not in `actual` (the live object)."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: expected a mapping, found {type(actual).__name__}"]
+        problems = []
+        for key, value in expected.items():
+            if key not in actual:
+                problems.append(f"{path}.{key}: missing")
+            else:
+                problems += is_subset(value, actual[key], f"{path}.{key}")
+        return problems
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{path}: expected {len(expected)} items, found {actual!r:.200}"]
+        return [
+            p for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for p in is_subset(e, a, f"{path}[{i}]")
+        ]
+    if expected == REDACTED or expected == "[unknown]":
+        return []
+    if str(expected) != str(actual):
+        return [f"{path}: render {expected!r:.120}, live {actual!r:.120}"]
+    return []
+
+
+def live_view(manifest: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The live object in the render's vocabulary: a Secret's stringData is stored as base64 data."""
+    if manifest["kind"] == "Secret" and "stringData" in manifest:
+        decoded = {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
+        return {**live, "stringData": decoded}
+    return live
+
+
+def test_up_creates_every_object_the_render_declares(lab: Lab, dev: dict[str, Any]) -> None:
+    pulumi(lab, "up", "--yes", "--skip-preview", "--policy-pack", "policies").check()
+    assert lab.kube is not None
+    problems = []
+    for manifest in dev["manifests"]:
+        meta = manifest["metadata"]
+        live = lab.kube.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+        where = f"{manifest['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        if live is None:
+            problems.append(f"{where}: not in the API server")
+            continue
+        body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "status")}
+        problems += [f"{where}: {p}" for p in is_subset(body, live_view(manifest, live))]
+    assert problems == []
+
+
+def test_a_second_up_changes_nothing(lab: Lab, dev: dict[str, Any]) -> None:
+    result = pulumi(lab, "preview", "--expect-no-changes", "--json").check()
+    changed = [step for step in preview_steps(result.stdout) if step["op"] not in ("same", "read")]
+    assert changed == []
+
+
+def test_a_config_change_shows_in_the_mr_note_as_the_render_diff_predicts(
+    lab: Lab, dev: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tools import mr_note, render_diff
+
+    assert lab.project is not None
+    pulumi(lab, "config", "set", "--path", "flywheel:attic.gc.retention", "14 days").check()
+    head = render(lab, STACK, tmp_path_factory.mktemp("render-head"))
+    preview_json = pulumi(lab, "preview", "--json").check().stdout
+    preview_text = pulumi(lab, "preview", "--diff").check().stdout
+    digest = json.loads(preview_json)
+
+    engine = mr_note.report_from_preview(STACK, digest, preview_text, 0)
+    offline = render_diff.report_from_renders(
+        STACK, render_diff.load_render(dev["out"]), render_diff.load_render(head["out"])
+    )
+    engine_changed = {(c.urn, c.op) for c in engine.changes}
+    offline_changed = {(c.urn, c.op) for c in offline.changes}
+    assert engine_changed, "the retention change planned nothing"
+    assert {urn for urn, _ in engine_changed} == {urn for urn, _ in offline_changed}
+
+    note_file = tmp_path_factory.mktemp("note") / "note.md"
+    (note_file.parent / "preview.json").write_text(preview_json)
+    (note_file.parent / "preview.txt").write_text(preview_text)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.mr_note",
+            "--stack",
+            STACK,
+            "--no-post",
+            "--out",
+            str(note_file),
+            "--preview-json",
+            str(note_file.parent / "preview.json"),
+            "--preview-text",
+            str(note_file.parent / "preview.txt"),
+            "--preview-exit-code",
+            "0",
+        ],
+        cwd=lab.project.dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    note = note_file.read_text()
+    for urn, _ in engine_changed:
+        assert urn.rsplit("::", 1)[1] in note
+    pulumi(lab, "config", "set", "--path", "flywheel:attic.gc.retention", "30 days").check()
+
+
+def test_destroy_leaves_the_retained_resources_in_place_and_says_so(lab: Lab, dev: dict[str, Any]) -> None:
+    assert lab.kube is not None
+    destroy = pulumi(lab, "destroy", "--yes", "--skip-preview").check()
+    retained = [r for r in dev["resources"] if r["options"]["retainOnDelete"] and r["type"].startswith("kubernetes:")]
+    assert retained, "the render retains nothing: the test would prove nothing"
+    for resource in retained:
+        inputs = resource["inputs"]
+        meta = inputs["metadata"]
+        live = lab.kube.get(inputs["apiVersion"], inputs["kind"], meta["name"], meta.get("namespace"))
+        assert live is not None, f"{inputs['kind']} {meta['name']} was deleted by pulumi destroy"
+        assert live["metadata"].get("deletionTimestamp") is None, f"{inputs['kind']} {meta['name']} is being deleted"
+    assert "retain" in destroy.stdout.lower(), destroy.stdout[-3000:]
