@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from components.storage import ADMIN, ATTIC, BAZEL, BAZEL_PREFIX, seaweedfs_identities, seaweedfs_scopes
-from tests.conftest import ROOT, _missing, dev_stack, render_stack, require_binary
+from tests.conftest import _missing, dev_stack, render_stack, require_binary
 from tools.render import kubernetes_objects
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workloads-lab")]
@@ -171,7 +170,9 @@ def test_bazel_remote_serves_from_its_volume_and_tiers_onto_seaweedfs(
     from lab.workloads.images import BAZEL_REMOTE
 
     if not BAZEL_REMOTE.binary.exists() and shutil.which("go"):
-        subprocess.run([str(ROOT / "lab" / "build" / "bazel-remote" / "build.sh")], check=True)  # once per machine
+        from lab.build import build, by_name
+
+        build(by_name("bazel-remote"))  # once per machine and recipe
     require_binary(BAZEL_REMOTE.binary)
     hosts = {f"seaweedfs-s3.{NAMESPACE}.svc.cluster.local": seaweedfs.address}
     workload = _workload(manifests[("Deployment", "bazel-cache")], node, tmp_path, hosts)

