@@ -38,6 +38,7 @@ from components.nix_keys import check_key_name, keypair_from_pem, public_key_fro
 AtticdMode = Literal["api-server", "db-migrations", "garbage-collector-once"]
 
 PORT = 8080
+LISTEN_ADDRESSES = {"dual-stack": "[::]", "ipv4": "0.0.0.0"}  # noqa: S104 (a server listens on all)
 CONFIG_DIR = "/etc/attic"
 CONFIG_FILE = "server.toml"
 STORE_DIR = "/nix/store"
@@ -114,7 +115,8 @@ def server_config(
     if config.compression.level is not None:
         compression["level"] = config.compression.level
     return {
-        "listen": f"[::]:{endpoints.port}",
+        # binding [::] fails where the kernel has IPv6 disabled
+        "listen": f"{LISTEN_ADDRESSES[config.listen_family]}:{endpoints.port}",
         "allowed-hosts": endpoints.allowed_hosts,
         "api-endpoint": endpoints.url,
         # url from ATTIC_SERVER_DATABASE_URL; the table itself is required.

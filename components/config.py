@@ -314,7 +314,18 @@ class AtticIngress(Model):
         default_factory=dict, description="Extra annotations, e.g. cert-manager's issuer for TLS."
     )
     tls_secret_name: str | None = Field(None, description="Secret holding the TLS certificate (enables TLS).")
+    tls_terminated_upstream: bool = Field(
+        False, description="A TLS terminator in front of the ingress serves `https://<host>` (no `tlsSecretName`)."
+    )
     max_body_size: str = Field("4g", description="Upload body-size limit (ingress-nginx `proxy-body-size`).")
+    controller_namespace: DnsLabel = Field(
+        "ingress-nginx", description="Namespace of the ingress controller's pods (job egress and Attic's ingress)."
+    )
+    controller_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "ingress-nginx"},
+        min_length=1,
+        description="Labels selecting the ingress controller's pods.",
+    )
 
 
 class AtticConfig(Model):
@@ -323,6 +334,10 @@ class AtticConfig(Model):
         description="atticd image, pinned to an upstream commit tag (Attic has no releases).",
     )
     replicas: int = Field(2, ge=1, le=20, description="`api-server` replicas.")
+    listen_family: Literal["dual-stack", "ipv4"] = Field(
+        "dual-stack",
+        description="atticd's listen address: `[::]` (IPv6 and IPv4) or `0.0.0.0` for nodes with IPv6 disabled.",
+    )
     host: Hostname | None = Field(None, description="External host name; creates an Ingress when set.")
     ingress: AtticIngress = Field(default_factory=AtticIngress, description="Ingress settings (with `host`).")
     cache_name: AtticCacheName = Field("main", description="Name of the Attic cache CI pushes to.")
@@ -347,6 +362,17 @@ class AtticConfig(Model):
     )
 
     @model_validator(mode="after")
+    def _https_host_has_a_certificate(self) -> AtticConfig:
+        # the published URL is https://<host>/: without a certificate the ingress serves its fake one
+        if self.host and not (self.ingress.tls_secret_name or self.ingress.tls_terminated_upstream):
+            raise config_problem(
+                f"host '{self.host}' is published as https://{self.host}/ but no certificate serves it",
+                "ingress.tlsSecretName, or ingress.tlsTerminatedUpstream: true for a TLS terminator in front",
+                "host",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rotation_inside_validity(self) -> AtticConfig:
         if parse_humantime(self.token_rotation_window) >= parse_humantime(self.token_validity):
             raise config_problem(
@@ -365,7 +391,9 @@ BAZEL_DISK_HEADROOM_PERCENT = 10  # bazel-remote's max_size must fit the volume 
 
 class BazelCacheConfig(Model):
     enabled: bool = Field(True, description="Deploy bazel-remote and inject `BAZEL_REMOTE_CACHE`.")
-    image: Image = Field("buchgr/bazel-remote-cache:v2.4.4", description="bazel-remote image (pinned).")
+    image: Image = Field(
+        "buchgr/bazel-remote-cache:v2.6.1", description="bazel-remote image (pinned; the lab runs this version)."
+    )
     max_size_gib: int = Field(50, gt=0, alias="maxSizeGiB", description="bazel-remote `--max_size` in GiB.")
     storage_size: Quantity = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
     storage_class: str | None = Field(None, description="StorageClass of the volume.")
@@ -412,6 +440,17 @@ class RunnerPoolConfig(Model):
         default_factory=dict, description="Extra job environment, e.g. `NIX_CONFIG` for Nix pools."
     )
     cache_injection: bool = Field(True, description="Inject the cache contract variables into jobs.")
+    services: Resources | None = Field(
+        None,
+        description="Each service container's requests/limits (`docker:dind` is where a dind build runs); "
+        "unset: the jobs LimitRange default (1 CPU, 1Gi). Privileged pools should set it.",
+    )
+    helper: Resources = Field(
+        default_factory=lambda: Resources(
+            cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
+        ),
+        description="The helper container's requests/limits (clone, artifacts, cache).",
+    )
 
     @field_validator("tags")
     @classmethod

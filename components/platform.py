@@ -6,17 +6,29 @@ import pulumi
 import pulumi_gitlab as gitlab
 import pulumi_kubernetes as k8s
 
+from components.attic import PORT as ATTIC_PORT
 from components.attic import AtticServer
 from components.attic_gc import AtticGarbageCollector
-from components.bazel_cache import BazelRemoteCache
+from components.bazel_cache import COMPONENT as BAZEL_COMPONENT
+from components.bazel_cache import GRPC_PORT, HTTP_PORT, BazelRemoteCache
+from components.bazel_cache import SERVICE_NAME as BAZEL_SERVICE
 from components.ci_template import GreedyCiTemplate
 from components.config import PlatformConfig
 from components.contract import CacheContract
 from components.database import AtticDatabase
 from components.gitlab_variables import GroupCiVariables
-from components.kube import standard_labels
+from components.kube import selector_labels, standard_labels
+from components.network_policies import (
+    Endpoint,
+    GuardedPods,
+    IngressController,
+    PlatformIngressPolicies,
+    endpoint_ingress_rules,
+    seaweedfs_ingress_rules,
+)
 from components.runners import RunnerFleet
-from components.storage import ObjectStorage
+from components.storage import COMPONENT as STORAGE_COMPONENT
+from components.storage import SEAWEEDFS, SEAWEEDFS_S3_PORT, ObjectStorage
 
 
 class Platform(pulumi.ComponentResource):
@@ -102,6 +114,17 @@ class Platform(pulumi.ComponentResource):
             public_key=self.attic.public_key,
             bazel_remote_cache=self.bazel_cache.grpc_url if self.bazel_cache else None,
         )
+        attic_pods = Endpoint("attic", config.namespace, selector_labels(self.attic.name, "api-server"), (ATTIC_PORT,))
+        bazel_pods = (
+            [Endpoint("bazel-cache", config.namespace, selector_labels(BAZEL_SERVICE, BAZEL_COMPONENT), (GRPC_PORT,))]
+            if self.bazel_cache
+            else []
+        )
+        controller = (
+            IngressController(config.attic.ingress.controller_namespace, config.attic.ingress.controller_pod_labels)
+            if config.attic.host
+            else None
+        )
         self.runners = RunnerFleet(
             "runners",
             config.runners,
@@ -112,6 +135,31 @@ class Platform(pulumi.ComponentResource):
             self.gitlab_provider,
             opts=in_namespace,
             manager_namespace=config.namespace,
+            job_endpoints=[attic_pods, *bazel_pods],
+            ingress_controller=controller,
+        )
+        guarded = [
+            GuardedPods(
+                "attic", attic_pods.selector, endpoint_ingress_rules(attic_pods, config.jobs_namespace, controller)
+            ),
+            *(
+                GuardedPods(
+                    "bazel-cache",
+                    pods.selector,
+                    endpoint_ingress_rules(
+                        Endpoint(pods.name, pods.namespace, pods.selector, (GRPC_PORT, HTTP_PORT)),
+                        config.jobs_namespace,
+                        None,
+                    ),
+                )
+                for pods in bazel_pods
+            ),
+        ]
+        if config.storage.backend == "seaweedfs":
+            seaweedfs = selector_labels(SEAWEEDFS, STORAGE_COMPONENT)
+            guarded.append(GuardedPods("seaweedfs", seaweedfs, seaweedfs_ingress_rules(seaweedfs, SEAWEEDFS_S3_PORT)))
+        self.ingress_policies = PlatformIngressPolicies(
+            "platform-network", config.namespace, guarded, opts=in_namespace
         )
         self.group_variables = GroupCiVariables(
             "group-variables", config.gitlab, self.contract, self.attic.ci_token, opts=on_gitlab

@@ -24,10 +24,11 @@ import pulumi_gitlab
 import pulumi_kubernetes as k8s
 import tomli_w
 
-from components.config import GitlabConfig, JobsQuota, RunnerFleetConfig, RunnerPoolConfig
+from components.config import GitlabConfig, JobsQuota, Resources, RunnerFleetConfig, RunnerPoolConfig
 from components.config_types import parse_quantity
 from components.contract import CacheContract
 from components.kube import standard_labels
+from components.network_policies import Endpoint, IngressController, job_egress_rules
 
 CHART = "gitlab-runner"
 MANAGER_SERVICE_ACCOUNT = "gitlab-runner"
@@ -51,8 +52,6 @@ EXECUTOR_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Containers the runner adds beside the build container (helper, services) get these unless they say otherwise.
 HELPER_DEFAULT_LIMITS = {"cpu": "1", "memory": "1Gi"}
 HELPER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
-# Cloud metadata endpoints hand out node credentials: job pods never reach them.
-METADATA_ENDPOINTS = {"0.0.0.0/0": ["169.254.169.254/32"], "::/0": ["fd00:ec2::254/128"]}
 HELM_RELEASE_NAME_MAX = 53
 CACHE_INJECTION_LABEL = "flywheel.dev/cache-injection"
 
@@ -68,6 +67,10 @@ def release_name(pool: RunnerPoolConfig) -> str:
             f"(got {len(name)} characters in '{name}'; expected at most {HELM_RELEASE_NAME_MAX})"
         )
     return name
+
+
+def runner_name(pool: RunnerPoolConfig) -> str:
+    return f"flywheel-{pool.name}"
 
 
 def job_pod_labels(pool: RunnerPoolConfig) -> dict[str, str]:
@@ -103,11 +106,14 @@ def runner_config(pool: RunnerPoolConfig, jobs_namespace: str, environment: Mapp
         "memory_request": pool.memory_request,
         "memory_limit": pool.memory_limit,
         "pod_labels": job_pod_labels(pool),
+        **container_size("helper", pool.helper),
     }
+    if pool.services is not None:
+        kubernetes |= container_size("service", pool.services)
     if pool.node_selector:
         kubernetes["node_selector"] = dict(sorted(pool.node_selector.items()))
     entry: dict[str, Any] = {
-        "name": f"flywheel-{pool.name}",
+        "name": runner_name(pool),
         "executor": "kubernetes",
         "limit": pool.concurrent,
         # `environment` belongs to [[runners]] itself; [runners.kubernetes] has no such key
@@ -115,6 +121,17 @@ def runner_config(pool: RunnerPoolConfig, jobs_namespace: str, environment: Mapp
         "kubernetes": kubernetes,
     }
     return {"runners": [entry]}
+
+
+def container_size(prefix: str, size: Resources) -> dict[str, str]:
+    """The executor's `<prefix>_{cpu,memory}_{request,limit}` keys for the helper or service containers."""
+    keys = {
+        f"{prefix}_cpu_request": size.cpu_request,
+        f"{prefix}_cpu_limit": size.cpu_limit,
+        f"{prefix}_memory_request": size.memory_request,
+        f"{prefix}_memory_limit": size.memory_limit,
+    }
+    return {key: value for key, value in keys.items() if value is not None}
 
 
 def render_config_toml(pool: RunnerPoolConfig, jobs_namespace: str, environment: Mapping[str, str]) -> str:
@@ -147,6 +164,9 @@ def chart_values(
         "serviceAccount": {"create": False, "name": MANAGER_SERVICE_ACCOUNT},
         "metrics": {"enabled": True},
         "runners": {"secret": token_secret_name, "config": helm_template_safe(config_toml)},
+        # `register` names the runner from RUNNER_NAME or the pod's hostname and merges the template's
+        # [[runners]] without overriding set fields (gitlab-runner commands/register.go getHostname, mergo.Merge)
+        "envVars": [{"name": "RUNNER_NAME", "value": runner_name(pool)}],
     }
 
 
@@ -167,10 +187,28 @@ def executor_rules() -> list[k8s.rbac.v1.PolicyRuleArgs]:
     ]
 
 
+def job_limits(pool: RunnerPoolConfig) -> tuple[float, float]:
+    """(CPU cores, memory bytes) of limits one job pod holds: build + helper + one service container.
+
+    A service is counted when the pool sizes it or is privileged (dind runs the build in `docker:dind`); a limit
+    left unset is filled by the jobs LimitRange default, as the API server does.
+    """
+    sizes: list[tuple[str | None, str]] = [
+        (pool.cpu_limit, pool.memory_limit),
+        (pool.helper.cpu_limit, pool.helper.memory_limit),
+    ]
+    if pool.services is not None:
+        sizes.append((pool.services.cpu_limit, pool.services.memory_limit))
+    elif pool.privileged:
+        sizes.append((HELPER_DEFAULT_LIMITS["cpu"], HELPER_DEFAULT_LIMITS["memory"]))
+    cpu = sum(parse_quantity(c or HELPER_DEFAULT_LIMITS["cpu"]) for c, _m in sizes)
+    return cpu, sum(parse_quantity(m) for _c, m in sizes)
+
+
 def quota_shortfalls(pools: Sequence[RunnerPoolConfig], quota: JobsQuota) -> list[str]:
     """Where the pools at full concurrency need more than the jobs quota (their jobs would wait as Pending)."""
-    demand_cpu = sum(pool.concurrent * parse_quantity(pool.cpu_limit) for pool in pools)
-    demand_memory = sum(pool.concurrent * parse_quantity(pool.memory_limit) for pool in pools)
+    demand_cpu = sum(pool.concurrent * job_limits(pool)[0] for pool in pools)
+    demand_memory = sum(pool.concurrent * job_limits(pool)[1] for pool in pools)
     demand_pods = sum(pool.concurrent for pool in pools)
     problems = []
     if demand_cpu > parse_quantity(quota.cpu):
@@ -262,6 +300,8 @@ class RunnerFleet(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         manager_namespace: str,
+        job_endpoints: Sequence[Endpoint] = (),
+        ingress_controller: IngressController | None = None,
     ) -> None:
         super().__init__("flywheel:index:RunnerFleet", name, None, opts)
         if manager_namespace == jobs_namespace:
@@ -335,7 +375,7 @@ class RunnerFleet(pulumi.ComponentResource):
                 spec=k8s.networking.v1.NetworkPolicySpecArgs(
                     pod_selector=k8s.meta.v1.LabelSelectorArgs(),
                     policy_types=["Egress"],
-                    egress=job_egress_rules(manager_namespace),
+                    egress=job_egress_rules(job_endpoints, ingress_controller),
                 ),
                 opts=in_jobs,
             ),
@@ -389,20 +429,3 @@ class RunnerFleet(pulumi.ComponentResource):
             f"runners/{pool_name}/config.toml": runner_pool.config_toml for pool_name, runner_pool in self.pools.items()
         }
         self.register_outputs({"pools": sorted(self.pools), "jobs_namespace": jobs_namespace})
-
-
-def job_egress_rules(cache_namespace: str) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
-    """Job pods reach DNS, the cache services' namespace and the internet (not the cloud metadata endpoint)."""
-    dns_ports = [k8s.networking.v1.NetworkPolicyPortArgs(protocol=p, port=53) for p in ("UDP", "TCP")]
-    caches = k8s.networking.v1.NetworkPolicyPeerArgs(
-        namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": cache_namespace})
-    )
-    internet = [
-        k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr, except_=excluded))
-        for cidr, excluded in METADATA_ENDPOINTS.items()
-    ]
-    return [
-        k8s.networking.v1.NetworkPolicyEgressRuleArgs(ports=dns_ports),
-        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[caches]),
-        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=internet),
-    ]

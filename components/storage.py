@@ -36,7 +36,10 @@ SEAWEEDFS_S3_SERVICE = "seaweedfs-s3"
 SEAWEEDFS_IDENTITIES = "seaweedfs-s3-identities"  # the Secret holding SeaweedFS's s3.json
 SEAWEEDFS_S3_PORT = 8333
 SEAWEEDFS_CONFIG_DIR = "/etc/seaweedfs"
-SEAWEEDFS_VOLUME_SIZE_LIMIT_MB = 1024  # small volumes so a modest PVC still holds many of them
+SEAWEEDFS_VOLUME_SIZE_LIMIT_MB = 1024
+# The image's entrypoint drops root to `seaweed` (uid/gid 1000) before weed runs (docker/entrypoint.sh):
+# run as that user from the start and give it the mounted volumes, so it can read s3.json (mode 0440).
+SEAWEEDFS_USER = 1000  # small volumes so a modest PVC still holds many of them
 BUCKET_JOB_IMAGE = "curlimages/curl:8.17.0"
 BUCKET_JOB_DEADLINE_SECONDS = 900
 BUCKET_JOB_USER = 100  # curl_user in curlimages/curl
@@ -339,9 +342,7 @@ class ObjectStorage(pulumi.ComponentResource):
                     ),
                     spec=k8s.core.v1.PodSpecArgs(
                         containers=[container],
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
-                        ),
+                        security_context=restricted_pod_security(SEAWEEDFS_USER),
                         volumes=[
                             k8s.core.v1.VolumeArgs(
                                 name="identities",

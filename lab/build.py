@@ -182,6 +182,15 @@ COUNTERPARTS: tuple[Counterpart, ...] = (
         ldflags=("-X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0",),
         what="kwok: fake nodes; pods become Ready and Job pods complete without a kubelet",
     ),
+    Counterpart(
+        name="bazel-remote",
+        # the image pin's v2.4.4 is listed by the proxy but its module zip is refused (403): pin and lab use v2.6.1
+        version="2.6.1",
+        kind="real",
+        recipe="build/bazel-remote",
+        binaries={"bazel-remote": "github.com/buchgr/bazel-remote/v2"},
+        what="bazel-remote cache server (the workload lab runs it with its S3 tier on SeaweedFS)",
+    ),
 )
 
 

@@ -460,3 +460,10 @@ def test_retention_beyond_attics_u32_seconds_is_refused_with_the_key_path() -> N
     (line,) = error.value.problems
     assert line.startswith("flywheel:attic.gc.retention: retention is longer than Attic can store")
     assert "'200 years'" in line
+
+
+@pytest.mark.parametrize(("family", "listen"), [("dual-stack", "[::]:8080"), ("ipv4", "0.0.0.0:8080")])
+def test_atticd_listens_per_the_configured_address_family(family: str, listen: str) -> None:
+    config = AtticConfig.model_validate({"listenFamily": family})
+    document = server_config(config, AtticEndpoints("attic", "ns"), s3_endpoint=None, s3_region="r", s3_bucket="b")
+    assert tomllib.loads(render_server_toml(document))["listen"] == listen

@@ -143,6 +143,8 @@ RULES = [
     ("storage.size", "lots", "storage.size", ["not a Kubernetes quantity", "got 'lots'"]),
     ("storage.endpoint", "https://s3.example.com", "storage.endpoint", ["belong to backend 's3'"]),
     ("database.backend", "mysql", "database.backend", ["'cnpg' or 'external'"]),
+    ("attic.ingress.tlsSecretName", DELETE, "attic.host", ["https://attic.example.com/", "tlsTerminatedUpstream"]),
+    ("attic.listenFamily", "ipv6", "attic.listenFamily", ["'dual-stack' or 'ipv4'"]),
     ("database.backend", "external", "database.url", ["backend 'external' needs 'url'"]),
     ("database.instances", 0, "database.instances", ["out of range", ">= 1"]),
     ("database.url", "postgres://u:p@h/db", "database.url", ["belongs to backend 'external'", "[secret]"]),
@@ -437,3 +439,7 @@ def test_config_the_real_cli_stored_with_path_is_accepted() -> None:
     assert config.attic.gc.retention == "2592000s" and config.attic.replicas == 3
     assert config.attic.ingress.annotations["x"] == "600"
     assert config.gitlab.extra_variables["FOO"].value == "true"
+def test_a_host_behind_an_upstream_tls_terminator_needs_no_certificate_secret() -> None:
+    raw = with_change("attic.ingress.tlsSecretName", DELETE)
+    raw["attic"]["ingress"]["tlsTerminatedUpstream"] = True
+    assert load_platform_config(raw).attic.ingress.tls_terminated_upstream is True

@@ -108,7 +108,13 @@ def assert_refused(resources: Resources, policy: str, *fragments: str, urn: str 
         assert urn in {v["urn"] for v in found}, found
 
 
-ADVISORY = {"runner-privileged-explicit", "runner-limits", "bazel-cache-capacity", "images-pinned"}
+ADVISORY = {
+    "runner-privileged-explicit",
+    "runner-limits",
+    "runner-service-sizes",
+    "bazel-cache-capacity",
+    "images-pinned",
+}
 
 
 # --- the dev stack --------------------------------------------------------------------------------
@@ -143,8 +149,11 @@ def test_policy_names_and_default_levels() -> None:
         "ci-token-masked": "mandatory",
         "storage-private-and-kept": "mandatory",
         "greedy-template-shape": "mandatory",
+        "mounted-files-readable": "mandatory",
+        "network-least-access": "mandatory",
         "runner-privileged-explicit": "advisory",
         "runner-limits": "advisory",
+        "runner-service-sizes": "advisory",
         "bazel-cache-capacity": "advisory",
         "images-pinned": "advisory",
     }
@@ -545,6 +554,50 @@ def test_runner_limits_refuses_a_pool_without_limits(dev_render: RenderResult) -
     edit_config_toml(runner_release(resources, "nix"), lambda doc: doc["runners"][0]["kubernetes"].pop("cpu_limit"))
     found = violations(resources, "runner-limits")
     assert [v["enforcementLevel"] for v in found] == ["advisory"] and "sets no cpu_limit" in found[0]["message"]
+
+
+def test_runner_service_sizes_refuses_a_privileged_pool_with_unsized_services(dev_render: RenderResult) -> None:
+    resources = records(dev_render)
+    edit_config_toml(
+        runner_release(resources, "dind"), lambda doc: doc["runners"][0]["kubernetes"].pop("service_memory_limit")
+    )
+    found = violations(resources, "runner-service-sizes")
+    assert [v["enforcementLevel"] for v in found] == ["advisory"]
+    assert "sets no service_memory_limit" in found[0]["message"]
+
+
+def test_mounted_files_readable_refuses_a_0440_secret_without_fsgroup(dev_render: RenderResult) -> None:
+    """SeaweedFS's spec before issue 14: root-owned 0440 s3.json, no fsGroup (the workload lab crashes it)."""
+    resources = records(dev_render)
+    statefulset = one(resources, lambda r: r["type"] == "kubernetes:apps/v1:StatefulSet" and "seaweedfs" in r["urn"])
+    statefulset["inputs"]["spec"]["template"]["spec"]["securityContext"].pop("fsGroup")
+    assert_refused(resources, "mounted-files-readable", "mode 0o440", "/etc/seaweedfs", "no fsGroup")
+
+
+def test_mounted_files_readable_accepts_world_readable_files_and_explicit_root(dev_render: RenderResult) -> None:
+    resources = records(dev_render)
+    statefulset = one(resources, lambda r: r["type"] == "kubernetes:apps/v1:StatefulSet" and "seaweedfs" in r["urn"])
+    pod = statefulset["inputs"]["spec"]["template"]["spec"]
+    pod["securityContext"].pop("fsGroup")
+    pod["volumes"][0]["secret"]["defaultMode"] = 0o444
+    assert violations(resources, "mounted-files-readable") == []
+    pod["volumes"][0]["secret"]["defaultMode"] = 0o400
+    pod["securityContext"]["runAsUser"] = 0
+    assert violations(resources, "mounted-files-readable") == []
+
+
+def test_network_least_access_refuses_namespace_wide_job_egress(dev_render: RenderResult) -> None:
+    """The egress rule before issue 14: the whole platform namespace on every port."""
+    resources = records(dev_render)
+    egress = one(resources, lambda r: r["type"].endswith("NetworkPolicy") and "ci-jobs-egress" in str(r["inputs"]))
+    rules = egress["inputs"]["spec"]["egress"]
+    rules.append({"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flywheel"}}}]})
+    assert_refused(resources, "network-least-access", "allows whole namespaces", "list the ports", urn=egress["urn"])
+
+
+def test_network_least_access_refuses_seaweedfs_without_an_ingress_policy(dev_render: RenderResult) -> None:
+    resources = [r for r in records(dev_render) if "seaweedfs-ingress" not in str(r["inputs"].get("metadata"))]
+    assert_refused(resources, "network-least-access", "serves seaweedfs but no ingress NetworkPolicy")
 
 
 def test_bazel_cache_capacity_refuses_a_small_volume(dev_render: RenderResult) -> None:

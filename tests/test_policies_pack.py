@@ -75,7 +75,7 @@ def test_main_builds_the_pack_from_exactly_the_module_policy_list() -> None:
 
 def test_policy_names_are_unique_and_described() -> None:
     names = [p.name for p in flywheel_policies.POLICIES]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 15
     assert all(p.description.endswith(".") for p in flywheel_policies.POLICIES)
 
 

@@ -167,6 +167,8 @@ def test_chart_values_carry_no_token_and_pin_the_chart_settings() -> None:
     assert values["unregisterRunners"] is False
     assert values["gitlabUrl"] == "https://gitlab.example.com/"
     assert not {"runnerToken", "runnerRegistrationToken"} & values.keys()
+    # register names the runner from RUNNER_NAME (else the pod's hostname); the template's name never wins
+    assert values["envVars"] == [{"name": "RUNNER_NAME", "value": f"flywheel-{pool.name}"}]
 
 
 def test_release_names_fit_helm() -> None:
@@ -185,11 +187,46 @@ def test_jobs_namespace_enforces_baseline_pod_security_unless_a_pool_is_privileg
 
 
 def test_quota_shortfalls_are_reported_per_resource() -> None:
+    # per job: build 4 CPU / 8Gi + helper 500m / 256Mi (its default)
     pools = [pool_named("a", concurrent=10, cpuLimit="4", memoryLimit="8Gi")]
-    assert quota_shortfalls(pools, JobsQuota(cpu="40", memory="80Gi", pods=10)) == []
-    problems = quota_shortfalls(pools, JobsQuota(cpu="39", memory="79Gi", pods=9))
+    assert quota_shortfalls(pools, JobsQuota(cpu="45", memory="82.5Gi", pods=10)) == []
+    problems = quota_shortfalls(pools, JobsQuota(cpu="44", memory="82Gi", pods=9))
     assert [p.split(":")[0] for p in problems] == ["cpu", "memory", "pods"]
-    assert "40 cores" in problems[0] and "80Gi" in problems[1]
+    assert "45 cores" in problems[0] and "82.5Gi" in problems[1]
+
+
+def test_quota_counts_the_service_container_of_privileged_and_sized_pools() -> None:
+    dind = pool_named("d", concurrent=2, privileged=True, cpuLimit="4", memoryLimit="8Gi")
+    # unsized service of a privileged pool: the LimitRange default (1 CPU, 1Gi)
+    assert quota_shortfalls([dind], JobsQuota(cpu="11", memory="18.5Gi", pods=2)) == []
+    assert len(quota_shortfalls([dind], JobsQuota(cpu="10.9", memory="18.4Gi", pods=2))) == 2
+    sized = pool_named(
+        "s", concurrent=2, services={"cpuRequest": "1", "cpuLimit": "3", "memoryRequest": "1Gi", "memoryLimit": "6Gi"}
+    )
+    assert quota_shortfalls([sized], JobsQuota(cpu="11", memory="20.5Gi", pods=2)) == []
+    assert len(quota_shortfalls([sized], JobsQuota(cpu="10.9", memory="20Gi", pods=2))) == 2
+
+
+def test_config_toml_sizes_helper_and_service_containers_with_the_executor_keys() -> None:
+    services = {"cpuRequest": "1", "cpuLimit": "4", "memoryRequest": "2Gi", "memoryLimit": "8Gi"}
+    pool = pool_named("d", privileged=True, services=services)
+    kubernetes = tomllib.loads(render_config_toml(pool, "jobs", {}))["runners"][0]["kubernetes"]
+    assert {
+        k: v
+        for k, v in kubernetes.items()
+        if k.endswith(("_request", "_limit")) and not k.startswith(("cpu", "memory"))
+    } == {
+        "service_cpu_request": "1",
+        "service_cpu_limit": "4",
+        "service_memory_request": "2Gi",
+        "service_memory_limit": "8Gi",
+        "helper_cpu_request": "100m",
+        "helper_cpu_limit": "500m",
+        "helper_memory_request": "128Mi",
+        "helper_memory_limit": "256Mi",
+    }
+    unsized = tomllib.loads(render_config_toml(pool_named("a"), "jobs", {}))["runners"][0]["kubernetes"]
+    assert not any(key.startswith("service_") and key.endswith(("_request", "_limit")) for key in unsized)
 
 
 # --- the fleet under mocks ------------------------------------------------------------------------
@@ -320,7 +357,8 @@ def test_jobs_namespace_has_quota_limit_range_and_network_policies(dev_fleet: An
     assert ingress["ingress"] == [{"from": [{"podSelector": {}}]}]
     egress = policies["ci-jobs-egress"]
     peers = [peer for rule in egress["egress"] for peer in rule.get("to", [])]
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flywheel"}}} in peers
+    # no peer allows a whole namespace: in-cluster peers always name their pods
+    assert all("podSelector" in peer for peer in peers if "namespaceSelector" in peer)
     blocks = {p["ipBlock"]["cidr"]: p["ipBlock"].get("except", []) for p in peers if "ipBlock" in p}
     assert blocks["0.0.0.0/0"] == ["169.254.169.254/32"]
     assert any(rule.get("ports") and "to" not in rule for rule in egress["egress"])  # DNS

@@ -91,7 +91,8 @@ def generated_secrets(result: RenderResult) -> list[str]:
 
 def test_seaweedfs_manifests_validate_against_kubernetes_1_31(dev_render: RenderResult) -> None:
     kinds = sorted(m["kind"] for m in kubernetes_objects(dev_render.resources) if "seaweedfs" in str(m["metadata"]))
-    assert kinds == ["Job", "Secret", "Service", "Service", "StatefulSet"]
+    # the NetworkPolicy guarding SeaweedFS's pods is components/network_policies.py's
+    assert kinds == ["Job", "NetworkPolicy", "Secret", "Service", "Service", "StatefulSet"]
     manifests = storage_manifests(dev_render)
     assert len(manifests) == 8  # StatefulSet, 2 Services, Job, identities + 3 credential Secrets
     assert schema_errors(manifests) == []

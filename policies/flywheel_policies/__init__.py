@@ -7,7 +7,7 @@ modules relatively: the policy host runs ``policies/__main__.py`` with ``policie
 Every policy reads only inputs, tolerates missing properties, and treats a value that is unknown during
 preview as "cannot judge yet" (the analyzer runs again with known values on ``pulumi up``). One module per
 concern: ``runners``, ``contract``, ``attic``, ``configmap_secrets``, ``ci_variables``, ``storage``,
-``template``, ``images``, ``bazel``; ``common`` and ``workloads`` hold what they share.
+``template``, ``images``, ``bazel``, ``mounted_files``, ``network``; ``common`` and ``workloads`` hold what they share.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from .ci_variables import CI_TOKEN_MASKED
 from .configmap_secrets import ATTIC_SECRETS_OUT_OF_CONFIGMAPS
 from .contract import CONTRACT_CONSISTENT, CONTRACT_NOT_SHADOWED
 from .images import IMAGES_PINNED
-from .runners import RUNNER_CACHE_CONTRACT, RUNNER_LIMITS, RUNNER_PRIVILEGED_EXPLICIT
+from .mounted_files import MOUNTED_FILES_READABLE
+from .network import NETWORK_LEAST_ACCESS
+from .runners import RUNNER_CACHE_CONTRACT, RUNNER_LIMITS, RUNNER_PRIVILEGED_EXPLICIT, RUNNER_SERVICE_SIZES
 from .storage import STORAGE_PRIVATE_AND_KEPT
 from .template import GREEDY_TEMPLATE_SHAPE
 
@@ -34,8 +36,11 @@ POLICIES: list[Policy] = [
     CI_TOKEN_MASKED,
     STORAGE_PRIVATE_AND_KEPT,
     GREEDY_TEMPLATE_SHAPE,
+    MOUNTED_FILES_READABLE,
+    NETWORK_LEAST_ACCESS,
     RUNNER_PRIVILEGED_EXPLICIT,
     RUNNER_LIMITS,
+    RUNNER_SERVICE_SIZES,
     BAZEL_CACHE_CAPACITY,
     IMAGES_PINNED,
 ]

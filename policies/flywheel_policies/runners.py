@@ -204,6 +204,27 @@ def _validate_runner_limits(args: ResourceValidationArgs, report_violation: Repo
             )
 
 
+SERVICE_SIZE_KEYS = ("service_cpu_request", "service_cpu_limit", "service_memory_request", "service_memory_limit")
+
+
+def _validate_runner_service_sizes(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """dind builds run in the `docker:dind` service container: unsized, it gets the LimitRange default."""
+    res = resource_of(args)
+    if not is_runner_release(res):
+        return
+    for index, runner in enumerate(runner_config(res).runners):
+        kube = as_dict(runner.get("kubernetes"))
+        if kube.get("privileged") is not True:
+            continue
+        missing = [key for key in SERVICE_SIZE_KEYS if not meaningful(kube.get(key))]
+        if missing:
+            report_violation(
+                f"{runner_location(res, runner, index)} runs privileged job pods (docker-in-docker builds run in "
+                f"the service container) but sets no {', '.join(missing)}; the service gets the jobs LimitRange "
+                "default (1 CPU, 1Gi); set the pool's services requests and limits"
+            )
+
+
 RUNNER_CACHE_CONTRACT = ResourceValidationPolicy(
     "runner-cache-contract",
     "Runners inject BAZEL_REMOTE_CACHE (grpc://) and GF_BAZEL_SUBSTRATE_MODE=shared-cache-backed "
@@ -223,5 +244,12 @@ RUNNER_LIMITS = ResourceValidationPolicy(
     "runner-limits",
     "Every runner pool sets CPU and memory limits for job pods.",
     _validate_runner_limits,
+    EnforcementLevel.ADVISORY,
+)
+
+RUNNER_SERVICE_SIZES = ResourceValidationPolicy(
+    "runner-service-sizes",
+    "Privileged (docker-in-docker) runner pools size their service containers.",
+    _validate_runner_service_sizes,
     EnforcementLevel.ADVISORY,
 )
