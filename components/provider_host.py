@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -31,17 +31,6 @@ _limit_before: list[int | None] = []  # sys.tracebacklimit before a one-line err
 
 def is_unknown(value: Any) -> bool:
     return isinstance(value, Unknown)
-
-
-def has_unknowns(value: Any) -> bool:
-    """True when ``value`` or anything inside it is not known yet."""
-    if is_unknown(value):
-        return True
-    if isinstance(value, Mapping):
-        return any(has_unknowns(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(has_unknowns(v) for v in value)
-    return False
 
 
 def engine_address() -> str | None:
