@@ -439,6 +439,8 @@ def test_config_the_real_cli_stored_with_path_is_accepted() -> None:
     assert config.attic.gc.retention == "2592000s" and config.attic.replicas == 3
     assert config.attic.ingress.annotations["x"] == "600"
     assert config.gitlab.extra_variables["FOO"].value == "true"
+
+
 def test_a_host_behind_an_upstream_tls_terminator_needs_no_certificate_secret() -> None:
     raw = with_change("attic.ingress.tlsSecretName", DELETE)
     raw["attic"]["ingress"]["tlsTerminatedUpstream"] = True
