@@ -97,11 +97,11 @@ def test_mandatory_violation_exits_1_and_advisory_exits_0(monkeypatch: pytest.Mo
     def violations(level: str) -> list[dict[str, Any]]:
         return [{"policyName": "seeded", "enforcementLevel": level, "urn": "urn:x", "message": "seeded violation"}]
 
-    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources: violations("mandatory"))
+    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources, config=None: violations("mandatory"))
     assert render_tool.render("dev", tmp_path / "mandatory") == render_tool.EXIT_POLICY
     report = json.loads((tmp_path / "mandatory" / "policy-report.json").read_text())
     assert report["violations"][0]["policyName"] == "seeded"
-    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources: violations("advisory"))
+    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources, config=None: violations("advisory"))
     assert render_tool.render("dev", tmp_path / "advisory") == render_tool.EXIT_OK
 
 

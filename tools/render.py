@@ -1,6 +1,6 @@
 """Offline render: run the Pulumi program under the SDK's mock monitor and write its desired state.
 
-    python -m tools.render --stack dev --out build/dev [--stack-file PATH]
+    python -m tools.render --stack dev --out build/dev [--stack-file PATH] [--policy-config FILE]
 
 Writes resources.json, manifests/, files/, outputs.json and policy-report.json, then prints a
 summary. Exit codes: 0 clean, 1 mandatory policy violation, 2 invalid configuration.
@@ -36,12 +36,18 @@ SECRET_DATA_FIELDS = ("data", "stringData")  # a Kubernetes Secret's fields, sec
 PLACEHOLDERS = {("flywheel:database", "url"): "postgresql://offline:placeholder@offline.invalid:5432/attic"}
 
 EXIT_OK, EXIT_POLICY, EXIT_CONFIG = 0, 1, 2
+# Written first into every render folder: the next render replaces only a folder holding it, and only these.
+RENDER_MARKER = ".flywheel-render"
+MARKER_TEXT = "written by `python -m tools.render`; the next render replaces the entries listed in tools/render.py\n"
+RENDER_ENTRIES = (RENDER_MARKER, "resources.json", "outputs.json", "policy-report.json", "manifests", "files")
 
 
 @dataclass
 class StackConfig:
     values: dict[str, str]
-    secret_keys: list[str] = field(default_factory=list)
+    secret_keys: list[str] = field(default_factory=list)  # top-level keys holding a secure value (as the engine)
+    # every secure leaf, 'flywheel:storage.credentials.accessKeyId' (known offline only); None: like secret_keys
+    secret_paths: list[str] | None = None
 
 
 @dataclass
@@ -61,52 +67,69 @@ class RenderConfigError(Exception):
 
 
 def read_stack_file(path: Path) -> StackConfig:
-    """Read ``Pulumi.<stack>.yaml`` the way the CLI hands it to the program (objects as JSON)."""
+    """Read ``Pulumi.<stack>.yaml`` the way the CLI hands it to the program (objects as JSON).
+
+    Parsed as the CLI parses it (``tools.stack_yaml``): duplicate keys are an error, unquoted dates become
+    Go's time text, ``.inf``/``.nan`` are refused. Records every ``secure:`` leaf's path for the error
+    messages; the program itself, like the engine, only learns which top-level keys hold one.
+    """
+    from tools.stack_yaml import StackFileError, load_stack_document
+
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise RenderConfigError([f"{path}: cannot read stack file ({err})"]) from None
+        document = load_stack_document(path.read_text())
+    except OSError as err:
+        raise RenderConfigError([f"{path}: cannot read stack file ({err.strerror or err})"]) from None
+    except StackFileError as err:
+        raise RenderConfigError([f"{path}: {problem}" for problem in err.problems]) from None
     raw = document.get("config") or {}
     if not isinstance(raw, dict):
         raise RenderConfigError([f"{path}: 'config' must be a mapping of key: value"])
     values: dict[str, str] = {}
     secret_keys: list[str] = []
+    secret_paths: list[str] = []
     for key, value in raw.items():
         key = str(key)
         if ":" not in key:
             key = f"{PROJECT}:{key}"
-        replaced, had_secret = _replace_secure(key, (), value)
-        if had_secret:
+        replaced, secure_paths = _replace_secure(key, (), value)
+        if secure_paths:
             secret_keys.append(key)
+            secret_paths += [_dotted(key, p) for p in secure_paths]
         values[key] = replaced if isinstance(replaced, str) else json.dumps(replaced)
-    return StackConfig(values, sorted(secret_keys))
+    return StackConfig(values, sorted(secret_keys), sorted(secret_paths))
 
 
-def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, bool]:
-    """Swap encrypted ``{secure: ...}`` leaves for placeholders; report whether any was found."""
+def _dotted(key: str, path: tuple[str, ...]) -> str:
+    return ".".join((key, *path))
+
+
+def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, list[tuple[str, ...]]]:
+    """Swap encrypted ``{secure: ...}`` leaves for placeholders; the paths where they were."""
     if isinstance(value, dict) and set(value) == {"secure"}:
         placeholder = PLACEHOLDERS.get((key, ".".join(path)))
         if placeholder is None:
             placeholder = "offline-placeholder-" + hashlib.sha256(f"{key}{path}".encode()).hexdigest()[:12]
-        return placeholder, True
+        return placeholder, [path]
     if isinstance(value, dict):
-        found = False
+        found: list[tuple[str, ...]] = []
         out = {}
         for k, v in value.items():
             out[k], secret = _replace_secure(key, (*path, str(k)), v)
-            found |= secret
+            found += secret
         return out, found
     if isinstance(value, list):
         items = [_replace_secure(key, (*path, str(i)), v) for i, v in enumerate(value)]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+        return [v for v, _ in items], [p for _, paths in items for p in paths]
+    return value, []
 
 
-def validate_config(stack: StackConfig) -> None:
-    from components.config import ConfigError, load_platform_config, namespace_values
+def validate_config(stack: StackConfig) -> list[str]:
+    """Validate as the program will, with the exact secure paths known offline; the warnings."""
+    from components.config import ConfigError, check_platform_config, namespace_values
 
+    secret = stack.secret_keys if stack.secret_paths is None else stack.secret_paths
     try:
-        load_platform_config(*namespace_values(stack.values, stack.secret_keys))
+        return check_platform_config(*namespace_values(stack.values, secret)).warnings
     except ConfigError as err:
         raise RenderConfigError(err.problems) from None
 
@@ -246,22 +269,58 @@ def manifest_path(manifest: dict[str, Any]) -> str:
     return f"{namespace}/{manifest['kind'].lower()}-{metadata.get('name', 'unnamed')}.yaml"
 
 
+class OutputFolderError(Exception):
+    """``--out`` names a folder the render must not touch."""
+
+
+def _render_entries(out: Path) -> list[Path]:
+    return [out / name for name in RENDER_ENTRIES if (out / name).exists() or (out / name).is_symlink()]
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an ``--out`` that is not a render: a render only ever replaces what a render wrote."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputFolderError(f"--out {out}: not a folder; expected a new folder or one a render wrote")
+    if out.is_dir() and not (out / RENDER_MARKER).is_file() and any(out.iterdir()):
+        raise OutputFolderError(
+            f"--out {out}: a folder that is not a render (no {RENDER_MARKER}) and not empty; refusing to replace it "
+            "(expected a new or empty folder, or one a render wrote)"
+        )
+
+
+def clear_output(out: Path) -> None:
+    """Remove what an earlier render wrote into ``out`` (and nothing else), so no stale state outlives a failure."""
+    if not (out / RENDER_MARKER).is_file():
+        return
+    for entry in _render_entries(out):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def write_output(out: Path, result: RenderResult, violations: list[dict[str, Any]]) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "manifests").mkdir(parents=True)
-    (out / "files").mkdir()
-    _write_json(out / "resources.json", result.resources)
-    _write_json(out / "outputs.json", result.outputs)
-    _write_json(out / "policy-report.json", {"violations": violations})
-    for manifest in kubernetes_objects(result.resources):
-        target = out / "manifests" / manifest_path(manifest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(manifest, sort_keys=False, width=120))
-    for relative, text in result.files.items():
-        target = out / "files" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+    check_output_folder(out)
+    clear_output(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RENDER_MARKER).write_text(MARKER_TEXT)
+    try:
+        (out / "manifests").mkdir()
+        (out / "files").mkdir()
+        _write_json(out / "resources.json", result.resources)
+        _write_json(out / "outputs.json", result.outputs)
+        _write_json(out / "policy-report.json", {"violations": violations})
+        for manifest in kubernetes_objects(result.resources):
+            target = out / "manifests" / manifest_path(manifest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(manifest, sort_keys=False, width=120))
+        for relative, text in result.files.items():
+            target = out / "files" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+    except BaseException:
+        clear_output(out)  # half a render would be read back as a whole one
+        raise
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -271,29 +330,42 @@ def _write_json(path: Path, value: Any) -> None:
 # --- policies ------------------------------------------------------------------------------------
 
 
-def evaluate_policies(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run the policy pack over the recorded resources (see policies/)."""
+def evaluate_policies(resources: list[dict[str, Any]], config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run the policy pack over the recorded resources (see policies/), with a ``--policy-pack-config`` mapping."""
     from policies.evaluate import evaluate_resources
 
-    return evaluate_resources(resources)
+    return evaluate_resources(resources, config)
 
 
 # --- entry point ---------------------------------------------------------------------------------
 
 
-def render(stack_name: str, out: Path, stack_file: Path | None = None) -> int:
+def render(stack_name: str, out: Path, stack_file: Path | None = None, policy_config: Path | None = None) -> int:
     started = time.perf_counter()  # the Pulumi SDK is imported after this, so its cost is counted
     stack_file = stack_file or ROOT / f"Pulumi.{stack_name}.yaml"
+    from policies.evaluate import PolicyConfigError, resolve_config
+    from tools.check_policies import UnreadableInputError, load_config
+
+    try:
+        check_output_folder(out)
+        pack_config = load_config(policy_config)
+        resolve_config(pack_config)
+    except (OutputFolderError, UnreadableInputError, PolicyConfigError) as err:
+        print(f"flywheel render: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    clear_output(out)  # from here on, a failure leaves no earlier render behind to be mistaken for this one
     try:
         stack = read_stack_file(stack_file)
-        validate_config(stack)
+        warnings = validate_config(stack)
         result = run_program(stack_name, stack)
     except RenderConfigError as err:
         print(f"flywheel: stack '{stack_name}' has an invalid configuration ({stack_file.name}):", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    violations = evaluate_policies(result.resources)
+    for warning in warnings:
+        print(f"flywheel: warning: {warning}", file=sys.stderr)
+    violations = evaluate_policies(result.resources, pack_config)
     write_output(out, result, violations)
     mandatory = [v for v in violations if v["enforcementLevel"] == "mandatory"]
     _print_summary(stack_name, out, result, violations, time.perf_counter() - started)
@@ -324,8 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="dev", help="stack name (default: dev)")
     parser.add_argument("--out", type=Path, help="output folder (default: build/<stack>)")
     parser.add_argument("--stack-file", type=Path, help="stack config file (default: Pulumi.<stack>.yaml)")
+    parser.add_argument("--policy-config", type=Path, help="policy pack config JSON (as for --policy-pack-config)")
     args = parser.parse_args(argv)
-    return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file)
+    return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file, args.policy_config)
 
 
 if __name__ == "__main__":
