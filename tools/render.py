@@ -39,15 +39,27 @@ EXIT_OK, EXIT_POLICY, EXIT_CONFIG = 0, 1, 2
 # Written first into every render folder: the next render replaces only a folder holding it, and only these.
 RENDER_MARKER = ".flywheel-render"
 MARKER_TEXT = "written by `python -m tools.render`; the next render replaces the entries listed in tools/render.py\n"
-RENDER_ENTRIES = (RENDER_MARKER, "resources.json", "outputs.json", "policy-report.json", "manifests", "files")
+DIGESTS_FILE = "secret-digests.json"
+RENDER_ENTRIES = (
+    RENDER_MARKER,
+    "resources.json",
+    "outputs.json",
+    "policy-report.json",
+    DIGESTS_FILE,
+    "manifests",
+    "files",
+)
+# A random value the CI job sets for both renders it compares: keyed digests of Secret values then show which
+# changed, and without the key (never written anywhere) a digest says nothing about the value.
+SALT_ENV = "FLYWHEEL_RENDER_SALT"
 
 
 @dataclass
 class StackConfig:
     values: dict[str, str]
     secret_keys: list[str] = field(default_factory=list)  # top-level keys holding a secure value (as the engine)
-    # every secure leaf, 'flywheel:storage.credentials.accessKeyId' (known offline only); None: like secret_keys
-    secret_paths: list[str] | None = None
+    # every secure leaf, ('flywheel:storage', 'credentials', 'accessKeyId') (known offline only); None: secret_keys
+    secret_paths: list[tuple[str, ...]] | None = None
 
 
 @dataclass
@@ -55,6 +67,8 @@ class RenderResult:
     resources: list[dict[str, Any]]
     files: dict[str, str]
     outputs: dict[str, Any]
+    # {"salt": id, "resources": {urn: {"stringData.key": digest}}}; empty unless FLYWHEEL_RENDER_SALT is set
+    secret_digests: dict[str, Any] = field(default_factory=dict)
 
 
 class RenderConfigError(Exception):
@@ -86,7 +100,7 @@ def read_stack_file(path: Path) -> StackConfig:
         raise RenderConfigError([f"{path}: 'config' must be a mapping of key: value"])
     values: dict[str, str] = {}
     secret_keys: list[str] = []
-    secret_paths: list[str] = []
+    secret_paths: list[tuple[str, ...]] = []
     for key, value in raw.items():
         key = str(key)
         if ":" not in key:
@@ -94,13 +108,9 @@ def read_stack_file(path: Path) -> StackConfig:
         replaced, secure_paths = _replace_secure(key, (), value)
         if secure_paths:
             secret_keys.append(key)
-            secret_paths += [_dotted(key, p) for p in secure_paths]
+            secret_paths += [(key, *p) for p in secure_paths]
         values[key] = replaced if isinstance(replaced, str) else json.dumps(replaced)
     return StackConfig(values, sorted(secret_keys), sorted(secret_paths))
-
-
-def _dotted(key: str, path: tuple[str, ...]) -> str:
-    return ".".join((key, *path))
 
 
 def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, list[tuple[str, ...]]]:
@@ -125,9 +135,12 @@ def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, l
 
 def validate_config(stack: StackConfig) -> list[str]:
     """Validate as the program will, with the exact secure paths known offline; the warnings."""
-    from components.config import ConfigError, check_platform_config, namespace_values
+    from components.config import ConfigError, check_platform_config, namespace_problems, namespace_values
 
-    secret = stack.secret_keys if stack.secret_paths is None else stack.secret_paths
+    secret: list[str] | list[tuple[str, ...]] = stack.secret_keys if stack.secret_paths is None else stack.secret_paths
+    problems = namespace_problems(stack.values)
+    if problems:
+        raise RenderConfigError(problems)
     try:
         return check_platform_config(*namespace_values(stack.values, secret)).warnings
     except ConfigError as err:
@@ -191,7 +204,43 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
         monitor = run_under_mocks(main, stack_name, stack, monitor)
     except ConfigError as err:
         raise RenderConfigError(err.problems) from None
-    return RenderResult(registered_resources(monitor), files, _plain(outputs))
+    return RenderResult(registered_resources(monitor), files, _plain(outputs), secret_digests(monitor))
+
+
+def secret_digests(monitor: RecordingMonitor, salt: str | None = None) -> dict[str, Any]:
+    """Keyed digests of every Kubernetes Secret's values (with ``FLYWHEEL_RENDER_SALT``; else none)."""
+    import hmac
+    import os
+    import re
+
+    from pulumi.runtime import rpc
+
+    salt = salt if salt is not None else os.environ.get(SALT_ENV, "")
+    if not salt:
+        return {}
+    key = salt.encode()
+    by_urn: dict[str, dict[str, str]] = {}
+    for registration in monitor.registrations:
+        inputs = registration.inputs
+        if not registration.type.startswith("kubernetes:") or inputs.get("kind") != "Secret":
+            continue
+        for data_field in SECRET_DATA_FIELDS:
+            values = inputs.get(data_field)
+            if rpc.is_rpc_secret(values):
+                values = rpc.unwrap_rpc_secret(values)
+            for name, value in sorted((values or {}).items()) if isinstance(values, dict) else ():
+                plain = rpc.unwrap_rpc_secret(value) if rpc.is_rpc_secret(value) else value
+                path = (
+                    f"{data_field}.{name}"
+                    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+                    else (f"{data_field}[{json.dumps(name)}]")
+                )
+                text = json.dumps(plain, sort_keys=True, default=str).encode()
+                by_urn.setdefault(_engine_urn(registration.urn), {})[path] = hmac.new(key, text, "sha256").hexdigest()[
+                    :32
+                ]
+    salt_id = hmac.new(key, b"flywheel-render-salt-id", "sha256").hexdigest()[:16]
+    return {"salt": salt_id, "resources": dict(sorted(by_urn.items()))}
 
 
 def _engine_urn(urn: str) -> str:
@@ -310,6 +359,8 @@ def write_output(out: Path, result: RenderResult, violations: list[dict[str, Any
         _write_json(out / "resources.json", result.resources)
         _write_json(out / "outputs.json", result.outputs)
         _write_json(out / "policy-report.json", {"violations": violations})
+        if result.secret_digests:
+            _write_json(out / DIGESTS_FILE, result.secret_digests)
         for manifest in kubernetes_objects(result.resources):
             target = out / "manifests" / manifest_path(manifest)
             target.parent.mkdir(parents=True, exist_ok=True)
