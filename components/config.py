@@ -282,10 +282,22 @@ class StorageConfig(Model):
                 )
             if self.size is not None:
                 raise config_problem("'size' belongs to backend 'seaweedfs'", "no size with backend 's3'", "size")
+            seaweedfs_only = sorted(self.model_fields_set & SEAWEEDFS_ONLY_FIELDS)
+            if seaweedfs_only:
+                key = to_camel(seaweedfs_only[0])
+                raise config_problem(
+                    f"'{key}' belongs to backend 'seaweedfs' and would be ignored", "no such key with backend 's3'", key
+                )
         return self
 
 
 # --- database -----------------------------------------------------------------------------------
+
+
+CNPG_ONLY_FIELDS = frozenset(
+    {"instances", "size", "storage_class", "postgres_image", "install_operator", "operator_chart_version"}
+)
+SEAWEEDFS_ONLY_FIELDS = frozenset({"storage_class", "image"})
 
 
 class DatabaseConfig(Model):
@@ -307,6 +319,14 @@ class DatabaseConfig(Model):
     @model_validator(mode="after")
     def _backend_fields(self) -> DatabaseConfig:
         if self.backend == "external":
+            cnpg_only = sorted(self.model_fields_set & CNPG_ONLY_FIELDS)
+            if cnpg_only:
+                key = to_camel(cnpg_only[0])
+                raise config_problem(
+                    f"'{key}' belongs to backend 'cnpg' and would be ignored",
+                    "with backend 'external' only 'url' (remove the CloudNativePG keys)",
+                    key,
+                )
             if self.url is None:
                 raise config_problem("backend 'external' needs 'url'", "a postgres:// DSN set as secret config", "url")
             if not self.url.get_secret_value().startswith(("postgres://", "postgresql://")):
