@@ -319,6 +319,10 @@ class DatabaseConfig(Model):
     @model_validator(mode="after")
     def _backend_fields(self) -> DatabaseConfig:
         if self.backend == "external":
+            if self.url is None:
+                raise config_problem("backend 'external' needs 'url'", "a postgres:// DSN set as secret config", "url")
+            if not self.url.get_secret_value().startswith(("postgres://", "postgresql://")):
+                raise config_problem("'url' is not a PostgreSQL DSN", "a postgres:// or postgresql:// DSN", "url")
             cnpg_only = sorted(self.model_fields_set & CNPG_ONLY_FIELDS)
             if cnpg_only:
                 key = to_camel(cnpg_only[0])
@@ -327,10 +331,6 @@ class DatabaseConfig(Model):
                     "with backend 'external' only 'url' (remove the CloudNativePG keys)",
                     key,
                 )
-            if self.url is None:
-                raise config_problem("backend 'external' needs 'url'", "a postgres:// DSN set as secret config", "url")
-            if not self.url.get_secret_value().startswith(("postgres://", "postgresql://")):
-                raise config_problem("'url' is not a PostgreSQL DSN", "a postgres:// or postgresql:// DSN", "url")
         elif self.url is not None:
             raise config_problem("'url' belongs to backend 'external'", "no url with backend 'cnpg'", "url")
         return self
