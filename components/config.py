@@ -98,8 +98,8 @@ class Model(BaseModel):
             return data
         for name, field in cls.model_fields.items():
             key = field.alias or name
-            if key not in data:
-                continue
+            if key not in data or _inner_model(field.annotation) is not None:
+                continue  # absent, or a config object that checks its own values
             value, kinds = data[key], _scalar_kinds(field.annotation)
             if isinstance(value, bool) and "int" in kinds and "bool" not in kinds:
                 raise config_problem("a boolean where a number belongs", "a whole number, not true/false", key)
@@ -732,8 +732,9 @@ def _may_hold_secret(path: SecretPath) -> bool:
 
 
 def _misplaced_secret(path: SecretPath) -> str:
+    loc: list[str | int] = [int(part) if part.isdigit() else part for part in path]
     return (
-        f"{NAMESPACE}:{_dotted_path(list(path))}: holds a secure value where the program cannot keep it secret "
+        f"{NAMESPACE}:{_dotted_path(loc)}: holds a secure value where the program cannot keep it secret "
         "(it would reach Helm values, config.toml or state in plain text; expected secure values only in "
         "storage.credentials, storage.bazelCredentials, database.url and gitlab.extraVariables.<KEY>, e.g. a job "
         "secret as a masked gitlab.extraVariables entry)"

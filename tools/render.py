@@ -137,7 +137,9 @@ def validate_config(stack: StackConfig) -> list[str]:
     """Validate as the program will, with the exact secure paths known offline; the warnings."""
     from components.config import ConfigError, check_platform_config, namespace_problems, namespace_values
 
-    secret: list[str] | list[tuple[str, ...]] = stack.secret_keys if stack.secret_paths is None else stack.secret_paths
+    # exact paths where the stack file gave them; a secret key without one (set in-process) is secret as a whole
+    exact = stack.secret_paths or []
+    secret: list[str | tuple[str, ...]] = [*exact, *(k for k in stack.secret_keys if k not in {p[0] for p in exact})]
     problems = namespace_problems(stack.values)
     if problems:
         raise RenderConfigError(problems)
@@ -337,11 +339,13 @@ def check_output_folder(out: Path) -> None:
         )
 
 
-def clear_output(out: Path) -> None:
+def clear_output(out: Path, keep_marker: bool = False) -> None:
     """Remove what an earlier render wrote into ``out`` (and nothing else), so no stale state outlives a failure."""
     if not (out / RENDER_MARKER).is_file():
         return
     for entry in _render_entries(out):
+        if keep_marker and entry.name == RENDER_MARKER:
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
@@ -404,7 +408,7 @@ def render(stack_name: str, out: Path, stack_file: Path | None = None, policy_co
     except (OutputFolderError, UnreadableInputError, PolicyConfigError) as err:
         print(f"flywheel render: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    clear_output(out)  # from here on, a failure leaves no earlier render behind to be mistaken for this one
+    clear_output(out, keep_marker=True)  # from here on, a failure leaves no earlier render to be mistaken for this
     try:
         stack = read_stack_file(stack_file)
         warnings = validate_config(stack)

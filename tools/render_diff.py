@@ -106,7 +106,8 @@ def load_base(path: Path | None, missing_ok: bool = False) -> Render | None:
     would otherwise mean "everything added") unless ``missing_ok`` (the target branch could not render)."""
     if path is None:
         return None
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+    # a folder whose render failed holds no resources.json (tools.render clears it first)
+    if not path.exists() or (path.is_dir() and not (path / "resources.json").exists()):
         if missing_ok:
             return None
         raise RenderReadError(f"{path}: no render here (a mistyped --base? use --base-missing-ok if none is expected)")
