@@ -164,3 +164,23 @@ def test_no_secret_reaches_any_rendered_output(stack_name: str, tmp_path: Path) 
     assert not leaks, leaks
     # the secret inputs are still recorded, as the redaction marker
     assert render_tool.REDACTED in (tmp_path / "resources.json").read_text()
+
+
+def test_a_failed_program_leaves_no_unretrieved_future_noise(caplog: pytest.LogCaptureFixture) -> None:
+    """The failure reaches the caller once; the SDK's copies of it in other futures are not logged again at
+    garbage collection ("Future exception was never retrieved" after pytest's summary)."""
+    import gc
+
+    import pulumi
+
+    from tests.conftest import register
+
+    def build() -> None:
+        failing = pulumi.Output.from_input("x").apply(lambda _: (_ for _ in ()).throw(ValueError("seeded failure")))
+        pulumi.CustomResource("test:index:Thing", "thing", {"value": failing})
+
+    with caplog.at_level("ERROR", logger="asyncio"), pytest.raises(Exception, match="seeded failure"):
+        register(build)
+    register(lambda: None)  # the next run neither inherits the failure nor leaves its copies to be logged
+    gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

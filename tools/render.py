@@ -169,8 +169,39 @@ def run_under_mocks(
     if stack is not None:
         pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
-    _sync_await(run_pulumi_func(main))
+    try:
+        _sync_await(run_pulumi_func(main))
+    except Exception as err:
+        _forget_copies_of(err)
+        raise
     return monitor
+
+
+def _forget_copies_of(error: BaseException) -> None:
+    """Settle what the failed run left pending, retrieving the failures its futures hold.
+
+    The SDK raises the first failure to the caller; the same failure sits in other futures of the run. Left alone,
+    they are settled by the next program's event loop (which then fails with the old error) and reported as
+    "Future exception was never retrieved" at garbage collection, e.g. after pytest's summary.
+    """
+    import asyncio
+
+    from pulumi.runtime.settings import SETTINGS
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    leftovers = [*SETTINGS.outputs, *SETTINGS.rpc_manager.rpcs]
+    SETTINGS.outputs.clear()  # they belong to the failed run, not to the next one
+    SETTINGS.rpc_manager.rpcs.clear()
+    if not leftovers:
+        return
+    loop = _ensure_event_loop()
+    if not loop.is_running():
+        loop.run_until_complete(asyncio.wait([asyncio.ensure_future(f, loop=loop) for f in leftovers], timeout=10))
+    for future in leftovers:
+        if asyncio.isfuture(future) and future.done() and not future.cancelled():
+            future.exception()  # retrieved: it is the failure the caller already has, or one caused by it
+        elif asyncio.isfuture(future):
+            future.cancel()
 
 
 def registered_resources(monitor: RecordingMonitor) -> list[dict[str, Any]]:
