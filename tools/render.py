@@ -177,29 +177,49 @@ def run_under_mocks(
     return monitor
 
 
+def _failure_chain(error: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
 def _forget_copies_of(error: BaseException) -> None:
-    """Settle what the failed run left pending, retrieving the failures its futures hold.
+    """Settle what the failed run left pending, and do not report its copies of the failure again.
 
     The SDK raises the first failure to the caller; the same failure sits in other futures of the run. Left alone,
-    they are settled by the next program's event loop (which then fails with the old error) and reported as
-    "Future exception was never retrieved" at garbage collection, e.g. after pytest's summary.
+    the next program's event loop settles them (and fails with the old error), and each is reported as "Future
+    exception was never retrieved" at garbage collection, e.g. after pytest's summary. Only reports whose
+    exception is (or was caused by) this failure are dropped; anything else reaches the loop's handler.
     """
     import asyncio
 
     from pulumi.runtime.settings import SETTINGS
     from pulumi.runtime.sync_await import _ensure_event_loop
 
+    loop = _ensure_event_loop()
+    known = _failure_chain(error)  # kept alive, so identity cannot match an unrelated later exception
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        copies = [e for e in _failure_chain(context.get("exception")) if any(e is k for k in known)]
+        if context.get("message") == "Future exception was never retrieved" and copies:
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
     leftovers = [*SETTINGS.outputs, *SETTINGS.rpc_manager.rpcs]
     SETTINGS.outputs.clear()  # they belong to the failed run, not to the next one
     SETTINGS.rpc_manager.rpcs.clear()
-    if not leftovers:
-        return
-    loop = _ensure_event_loop()
-    if not loop.is_running():
+    if leftovers and not loop.is_running():
         loop.run_until_complete(asyncio.wait([asyncio.ensure_future(f, loop=loop) for f in leftovers], timeout=10))
     for future in leftovers:
         if asyncio.isfuture(future) and future.done() and not future.cancelled():
-            future.exception()  # retrieved: it is the failure the caller already has, or one caused by it
+            future.exception()  # retrieved: the failure the caller already has, or one caused by it
         elif asyncio.isfuture(future):
             future.cancel()
 
