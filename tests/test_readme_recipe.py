@@ -90,6 +90,8 @@ def test_the_readme_recipe_runs_as_written(tmp_path: Path) -> None:
     for line in recipe[1:]:
         if line.startswith(("pulumi preview", "pulumi up")):
             continue  # need a cluster and GitLab: make e2e runs those
+        if line.startswith("python3.11 -m venv"):
+            continue  # installs: the copy uses this checkout's .venv
         for placeholder, canary in CANARIES.items():
             line = line.replace(placeholder, canary)
         done = _run(line, repo, env)
