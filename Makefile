@@ -8,6 +8,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+OUT ?= build/$(STACK)
+STACK_FILE ?=
+POLICY_CONFIG ?=
 GITLAB_CI_LOCAL_VERSION := 4.73.0
 TOOLS := .tools
 SYSTEM_PACKAGES := nix-bin rsync shellcheck
@@ -15,8 +18,13 @@ export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 
 .PHONY: render test e2e lab lint types pytest bench system-tools clean
 
+# GNU make reports every failed recipe as exit 2, so the render's own code (0 clean, 1 mandatory policy
+# violation, 2 invalid configuration) is printed by name; `python -m tools.render` exits with it directly.
 render: $(VENV)/.runtime
-	$(PY) -m tools.render --stack $(STACK) --out build/$(STACK)
+	@$(PY) -m tools.render --stack $(STACK) --out $(OUT) $(if $(STACK_FILE),--stack-file $(STACK_FILE)) \
+	  $(if $(POLICY_CONFIG),--policy-config $(POLICY_CONFIG)) || { rc=$$?; \
+	  case $$rc in 1) why="a mandatory policy violation";; 2) why="an invalid configuration";; *) why="an error";; esac; \
+	  echo "make render: tools.render exited $$rc ($$why); make itself exits 2 for any failure" >&2; exit $$rc; }
 
 test: system-tools $(VENV)/.dev lint types pytest
 

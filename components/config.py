@@ -9,17 +9,32 @@ registered and reports every problem as one line:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pulumi.errors import RunError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from components.config_types import (
+    GO_TIME_STRING,
+    TOML_INT_MAX,
     AtticCacheName,
     BucketName,
     CliText,
@@ -31,6 +46,9 @@ from components.config_types import (
     HttpUrl,
     Humantime,
     Image,
+    LabelKey,
+    LabelValue,
+    Namespace,
     Quantity,
     Timeout,
     check_maskable,
@@ -46,6 +64,7 @@ CONTRACT_RUNNER_KEYS = frozenset({"BAZEL_REMOTE_CACHE", "GF_BAZEL_SUBSTRATE_MODE
 # Keys the platform itself sets as group variables.
 PLATFORM_GROUP_KEYS = frozenset({"ATTIC_SERVER", "ATTIC_CACHE", "ATTIC_PUBLIC_KEY", "ATTIC_TOKEN"})
 DAY_SECONDS = 86400
+DNS_LABEL_MAX = 63
 MAX_RETENTION_SECONDS = 2**32 - 1  # Attic keeps a cache's retention period as u32 seconds
 
 
@@ -72,6 +91,57 @@ class Model(BaseModel):
         str_strip_whitespace=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_types(cls, data: Any) -> Any:
+        """YAML values that pass pydantic's coercion but are not what the author meant: a boolean for a number,
+        a number for a boolean, an unquoted date (the CLI hands it over as Go's time text)."""
+        if not isinstance(data, Mapping):
+            return data
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key not in data or _inner_model(field.annotation) is not None:
+                continue  # absent, or a config object that checks its own values
+            value, kinds = data[key], _scalar_kinds(field.annotation)
+            if isinstance(value, bool) and "int" in kinds and "bool" not in kinds:
+                raise config_problem("a boolean where a number belongs", "a whole number, not true/false", key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and kinds == {"bool"}:
+                raise config_problem("a number where true/false belongs", "true or false", key)
+            dated = _first_go_time(value)
+            if dated is not None:
+                where, text = dated
+                raise config_problem(
+                    f"{where}an unquoted YAML date (the Pulumi CLI passes it on as {text!r})",
+                    "the value in quotes if it is text (e.g. '2024-01-01'), else a value of the key's own type",
+                    key,
+                )
+        return data
+
+
+def _scalar_kinds(annotation: Any) -> set[str]:
+    """'int'/'bool' for the scalar types an annotation admits (through Optional, Annotated and unions)."""
+    if annotation is bool:
+        return {"bool"}
+    if annotation is int:
+        return {"int"}
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _scalar_kinds(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_scalar_kinds(arg) for arg in typing.get_args(annotation)))
+    return set()
+
+
+def _first_go_time(value: Any, where: str = "") -> tuple[str, str] | None:
+    if isinstance(value, str):
+        return (where, value) if GO_TIME_STRING.match(value) else None
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_go_time(item, f"{where}{key}: " if isinstance(key, str) else f"{where}[{key}]: ")
+        if found is not None:
+            return found
+    return None
+
 
 # --- gitlab -------------------------------------------------------------------------------------
 
@@ -83,6 +153,12 @@ class ExtraVariable(Model):
     protected: bool = Field(False, description="Only expose the variable on protected branches and tags.")
     raw: bool = Field(True, description="Do not expand `$` references in the value.")
     description: str | None = Field(None, description="Shown in GitLab's variable list.")
+    # set by the loader when the value came from secure config: it then stays a secret Output
+    _secret: bool = PrivateAttr(False)
+
+    @property
+    def secret(self) -> bool:
+        return self._secret
 
     @model_validator(mode="after")
     def _maskable(self) -> ExtraVariable:
@@ -98,7 +174,9 @@ class ExtraVariable(Model):
 class GitlabConfig(Model):
     url: HttpUrl = Field(description="Base URL of the GitLab instance, e.g. `https://gitlab.example.com`.")
     group_path: str = Field(min_length=1, description="Full path of the group that gets the runners and variables.")
-    group_id: int = Field(gt=0, description="Numeric ID of that group (runners are registered with it).")
+    group_id: int = Field(
+        gt=0, le=TOML_INT_MAX, description="Numeric ID of that group (runners are registered with it)."
+    )
     template_project: str = Field(
         min_length=1, description="Full path of the project that receives the CI/CD component file."
     )
@@ -130,6 +208,12 @@ class GitlabConfig(Model):
                     "any key except " + ", ".join(sorted(PLATFORM_GROUP_KEYS)),
                 )
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        # the API path is added by api_url; a URL copied from API docs must not get it twice
+        return value.removesuffix("/api/v4").rstrip("/")
 
     @property
     def api_url(self) -> str:
@@ -200,10 +284,31 @@ class StorageConfig(Model):
                 )
             if self.size is not None:
                 raise config_problem("'size' belongs to backend 'seaweedfs'", "no size with backend 's3'", "size")
+            seaweedfs_only = sorted(self.model_fields_set & SEAWEEDFS_ONLY_FIELDS)
+            if seaweedfs_only:
+                key = to_camel(seaweedfs_only[0])
+                raise config_problem(
+                    f"'{key}' belongs to backend 'seaweedfs' and would be ignored", "no such key with backend 's3'", key
+                )
         return self
 
 
 # --- database -----------------------------------------------------------------------------------
+
+
+CNPG_ONLY_FIELDS = frozenset(
+    {
+        "instances",
+        "size",
+        "storage_class",
+        "postgres_image",
+        "install_operator",
+        "operator_chart_version",
+        "operator_chart_repository",
+        "ready_timeout",
+    }
+)
+SEAWEEDFS_ONLY_FIELDS = frozenset({"storage_class", "image"})
 
 
 class DatabaseConfig(Model):
@@ -236,6 +341,14 @@ class DatabaseConfig(Model):
                 raise config_problem("backend 'external' needs 'url'", "a postgres:// DSN set as secret config", "url")
             if not self.url.get_secret_value().startswith(("postgres://", "postgresql://")):
                 raise config_problem("'url' is not a PostgreSQL DSN", "a postgres:// or postgresql:// DSN", "url")
+            cnpg_only = sorted(self.model_fields_set & CNPG_ONLY_FIELDS)
+            if cnpg_only:
+                key = to_camel(cnpg_only[0])
+                raise config_problem(
+                    f"'{key}' belongs to backend 'cnpg' and would be ignored",
+                    "with backend 'external' only 'url' (remove the CloudNativePG keys)",
+                    key,
+                )
         elif self.url is not None:
             raise config_problem("'url' belongs to backend 'external'", "no url with backend 'cnpg'", "url")
         return self
@@ -245,10 +358,12 @@ class DatabaseConfig(Model):
 
 
 class Chunking(Model):
-    nar_size_threshold: int = Field(65536, ge=0, description="NARs at least this large are chunked (0 disables).")
-    min_size: int = Field(16384, gt=0, description="Minimum chunk size in bytes.")
-    avg_size: int = Field(65536, gt=0, description="Average chunk size in bytes.")
-    max_size: int = Field(262144, gt=0, description="Maximum chunk size in bytes.")
+    nar_size_threshold: int = Field(
+        65536, ge=0, le=TOML_INT_MAX, description="NARs at least this large are chunked (0 disables)."
+    )
+    min_size: int = Field(16384, gt=0, le=TOML_INT_MAX, description="Minimum chunk size in bytes.")
+    avg_size: int = Field(65536, gt=0, le=TOML_INT_MAX, description="Average chunk size in bytes.")
+    max_size: int = Field(262144, gt=0, le=TOML_INT_MAX, description="Maximum chunk size in bytes.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Chunking:
@@ -310,7 +425,7 @@ def _check_within(request_key: str, request: str, limit_key: str, limit: str | N
 
 class AtticIngress(Model):
     class_name: str | None = Field(None, description="IngressClass name (cluster default if unset).")
-    annotations: dict[str, CliText] = Field(
+    annotations: dict[LabelKey, CliText] = Field(
         default_factory=dict, description="Extra annotations, e.g. cert-manager's issuer for TLS."
     )
     tls_secret_name: str | None = Field(None, description="Secret holding the TLS certificate (enables TLS).")
@@ -342,7 +457,9 @@ class AtticConfig(Model):
     ingress: AtticIngress = Field(default_factory=AtticIngress, description="Ingress settings (with `host`).")
     cache_name: AtticCacheName = Field("main", description="Name of the Attic cache CI pushes to.")
     public: bool = Field(False, description="Let anyone pull from the cache without a token.")
-    priority: int = Field(41, ge=0, description="Substituter priority (cache.nixos.org is 40; lower wins).")
+    priority: int = Field(
+        41, ge=0, le=TOML_INT_MAX, description="Substituter priority (cache.nixos.org is 40; lower wins)."
+    )
     chunking: Chunking = Field(default_factory=Chunking, description="atticd `[chunking]` (fix before first use).")
     compression: Compression = Field(default_factory=Compression, description="atticd `[compression]`.")
     gc: GarbageCollection = Field(default_factory=GarbageCollection, description="`{schedule, retention}` of GC.")
@@ -394,7 +511,7 @@ class BazelCacheConfig(Model):
     image: Image = Field(
         "buchgr/bazel-remote-cache:v2.6.1", description="bazel-remote image (pinned; the lab runs this version)."
     )
-    max_size_gib: int = Field(50, gt=0, alias="maxSizeGiB", description="bazel-remote `--max_size` in GiB.")
+    max_size_gib: int = Field(50, gt=0, le=2**33, alias="maxSizeGiB", description="bazel-remote `--max_size` in GiB.")
     storage_size: Quantity = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
     storage_class: str | None = Field(None, description="StorageClass of the volume.")
     s3_tier: bool = Field(False, description="Use the object store (prefix `bazel/`) as a second tier.")
@@ -435,7 +552,7 @@ class RunnerPoolConfig(Model):
     cpu_limit: Quantity = Field("2", description="Job pod CPU limit.")
     memory_request: Quantity = Field("1Gi", description="Job pod memory request.")
     memory_limit: Quantity = Field("4Gi", description="Job pod memory limit.")
-    node_selector: dict[str, CliText] = Field(default_factory=dict, description="Node selector for job pods.")
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Node selector for job pods.")
     environment: dict[GitlabVariableKey, CliText] = Field(
         default_factory=dict, description="Extra job environment, e.g. `NIX_CONFIG` for Nix pools."
     )
@@ -481,7 +598,7 @@ class RunnerPoolConfig(Model):
 class JobsQuota(Model):
     cpu: Quantity = Field("64", description="Total CPU limits of all job pods.")
     memory: Quantity = Field("256Gi", description="Total memory limits of all job pods.")
-    pods: int = Field(200, gt=0, description="Job pods at once.")
+    pods: int = Field(200, gt=0, le=2**31 - 1, description="Job pods at once.")
 
 
 class RunnerFleetConfig(Model):
@@ -489,8 +606,8 @@ class RunnerFleetConfig(Model):
         "https://charts.gitlab.io", description="Helm repository of `gitlab-runner` (mirror it for air-gapped sites)."
     )
     chart_version: str = Field("0.71.0", min_length=1, description="`gitlab-runner` chart version (pinned).")
-    jobs_namespace: DnsLabel | None = Field(None, description="Namespace of job pods (default `<namespace>-jobs`).")
-    check_interval: int = Field(3, gt=0, description="Seconds between the runner's job polls.")
+    jobs_namespace: Namespace | None = Field(None, description="Namespace of job pods (default `<namespace>-jobs`).")
+    check_interval: int = Field(3, gt=0, le=3600, description="Seconds between the runner's job polls.")
     jobs_quota: JobsQuota = Field(default_factory=JobsQuota, description="ResourceQuota of the jobs namespace.")
 
 
@@ -529,7 +646,7 @@ def _default_pools() -> list[RunnerPoolConfig]:
 
 
 class PlatformConfig(Model):
-    namespace: DnsLabel = Field("flywheel", description="Namespace of the cache services.")
+    namespace: Namespace = Field("flywheel", description="Namespace of the cache services.")
     gitlab: GitlabConfig = Field(description="GitLab instance, group and template project (required).")
     storage: StorageConfig = Field(
         default_factory=lambda: StorageConfig(size="50Gi"),
@@ -538,7 +655,9 @@ class PlatformConfig(Model):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL for Attic.")
     attic: AtticConfig = Field(default_factory=AtticConfig, description="The Attic server, cache and GC.")
     bazel_cache: BazelCacheConfig = Field(default_factory=BazelCacheConfig, description="bazel-remote.")
-    runners: list[RunnerPoolConfig] = Field(default_factory=_default_pools, description="Runner pools.")
+    runners: list[RunnerPoolConfig] = Field(
+        default_factory=_default_pools, min_length=1, description="Runner pools (at least one)."
+    )
     runner_fleet: RunnerFleetConfig = Field(default_factory=RunnerFleetConfig, description="Runner chart and jobs.")
     ci_template: CiTemplateConfig = Field(default_factory=CiTemplateConfig, description="The greedy CI template.")
 
@@ -564,14 +683,33 @@ def _cross_area_problems(config: PlatformConfig) -> list[str]:
             f"{NAMESPACE}:runnerFleet.jobsNamespace: job pods must not share the cache namespace "
             f"(got {config.jobs_namespace!r}; expected a namespace other than {config.namespace!r})"
         )
+    if config.runner_fleet.jobs_namespace is None and len(config.jobs_namespace) > DNS_LABEL_MAX:
+        problems.append(
+            f"{NAMESPACE}:namespace: too long for the derived jobs namespace {config.jobs_namespace!r} "
+            f"({len(config.jobs_namespace)} characters; expected at most {DNS_LABEL_MAX - len('-jobs')} characters, "
+            "or set runnerFleet.jobsNamespace)"
+        )
+    if not config.bazel_cache.enabled:
+        problems += [
+            f"{NAMESPACE}:runners[{index}].cacheInjection: bazelCache.enabled is false, so pool {pool.name!r} "
+            "cannot get BAZEL_REMOTE_CACHE and the runner-cache-contract policy would refuse it "
+            "(got true; expected cacheInjection: false on the pool, or bazelCache.enabled: true)"
+            for index, pool in enumerate(config.runners)
+            if pool.cache_injection
+        ]
     return problems
 
 
 # --- loading and error reporting ----------------------------------------------------------------
 
 STRUCTURED_KEYS = {"gitlab", "storage", "database", "attic", "bazelCache", "runners", "runnerFleet", "ciTemplate"}
-# Paths (camelCase, within the flywheel namespace) whose values are never echoed in errors.
-SECRET_PATHS: set[tuple[str, ...]] = {("storage", "credentials"), ("storage", "bazelCredentials"), ("database", "url")}
+SecretPath = tuple[str, ...]
+# Paths (camelCase, within the flywheel namespace) that hold secrets: never echoed, kept secret Outputs.
+SECRET_PATHS: set[SecretPath] = {("storage", "credentials"), ("storage", "bazelCredentials"), ("database", "url")}
+# Free-form values that may be credentials although not secure: never echoed in errors.
+FREE_FORM_VALUES = (("gitlab", "extraVariables"), ("runners", "*", "environment"))
+# Other config namespaces the program reads or its providers take.
+KNOWN_NAMESPACES = frozenset({NAMESPACE, "gitlab", "kubernetes", "pulumi", "random", "tls"})
 
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s'\"]+@")
 
@@ -591,12 +729,26 @@ _EXPECTED_BY_TYPE = {
 }
 
 
-def load_platform_config(raw: Mapping[str, Any], secret_keys: Sequence[str] = ()) -> PlatformConfig:
+@dataclass(frozen=True)
+class CheckedConfig:
+    """A valid configuration and what is worth saying about it (e.g. credentials in plain text)."""
+
+    config: PlatformConfig
+    warnings: list[str]
+
+
+def load_platform_config(raw: Mapping[str, Any], secret_keys: Sequence[str | SecretPath] = ()) -> PlatformConfig:
     """Validate the raw ``flywheel:*`` config (keys without the prefix, values as Pulumi gives them).
 
-    Structured values may be JSON strings (as the Pulumi engine passes them) or already-parsed objects.
+    ``secret_keys`` names what holds secure values: top-level keys (all the engine tells a program:
+    config/map.go:105 ``SecureKeys``) or, when known (the offline render reads the stack file), exact paths.
     Raises ``ConfigError`` listing every problem; never registers anything.
     """
+    return check_platform_config(raw, secret_keys).config
+
+
+def check_platform_config(raw: Mapping[str, Any], secret_keys: Sequence[str | SecretPath] = ()) -> CheckedConfig:
+    """``load_platform_config``, also returning the warnings."""
     data: dict[str, Any] = {}
     problems: list[str] = []
     for key, value in raw.items():
@@ -607,9 +759,11 @@ def load_platform_config(raw: Mapping[str, Any], secret_keys: Sequence[str] = ()
                 problems.append(f"{NAMESPACE}:{key}: not valid JSON ({err.msg}); expected a structured object")
                 continue
         data[key] = value
+    secure = {_as_path(key) for key in secret_keys}
+    problems += [_misplaced_secret(path) for path in sorted(secure) if not _may_hold_secret(path)]
     if problems:
         raise ConfigError(problems)
-    hidden: set[tuple[str, ...]] = {(key,) for key in secret_keys} | SECRET_PATHS
+    hidden = secure | SECRET_PATHS
     try:
         config = PlatformConfig.model_validate(data)
     except ValidationError as err:
@@ -617,27 +771,115 @@ def load_platform_config(raw: Mapping[str, Any], secret_keys: Sequence[str] = ()
     problems = _cross_area_problems(config)
     if problems:
         raise ConfigError(problems)
-    return config
+    for key, variable in config.gitlab.extra_variables.items():
+        variable._secret = any(_covers(path, ("gitlab", "extraVariables", key, "value")) for path in secure)
+    return CheckedConfig(config, _warnings(config, secure))
 
 
-def namespace_values(values: Mapping[str, Any], secret_keys: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
-    """The ``flywheel:*`` entries of a whole stack config (prefix removed), and which of them are secret."""
+def _as_path(key: str | SecretPath) -> SecretPath:
+    return tuple(key.split(".")) if isinstance(key, str) else tuple(str(part) for part in key)
+
+
+def _covers(secret: SecretPath, path: SecretPath) -> bool:
+    """Whether a secure value at ``secret`` may be (part of) the value at ``path``."""
+    return path[: len(secret)] == secret or secret[: len(path)] == path
+
+
+def _may_hold_secret(path: SecretPath) -> bool:
+    """Secure values are kept secret only where the program treats them as such; elsewhere they would leak."""
+    if len(path) == 1:  # the engine names the top-level key only: the secret may sit where one belongs
+        return path[0] in {"storage", "database", "gitlab"}
+    if path[:2] == ("gitlab", "extraVariables"):
+        return len(path) == 3 or (len(path) == 4 and path[3] == "value")
+    return any(path[: len(secret)] == secret for secret in SECRET_PATHS)
+
+
+def _misplaced_secret(path: SecretPath) -> str:
+    loc: list[str | int] = [int(part) if part.isdigit() else part for part in path]
+    return (
+        f"{NAMESPACE}:{_dotted_path(loc)}: holds a secure value where the program cannot keep it secret "
+        "(it would reach Helm values, config.toml or state in plain text; expected secure values only in "
+        "storage.credentials, storage.bazelCredentials, database.url and gitlab.extraVariables.<KEY>, e.g. a job "
+        "secret as a masked gitlab.extraVariables entry)"
+    )
+
+
+def _warnings(config: PlatformConfig, secure: set[SecretPath]) -> list[str]:
+    """Credentials given in plain text: they work, but sit readable in the stack file."""
+    plain = []
+    for area, secret in (
+        ("credentials", config.storage.credentials),
+        ("bazelCredentials", config.storage.bazel_credentials),
+    ):
+        for key in ("accessKeyId", "secretAccessKey"):
+            if secret is not None and not any(_covers(p, ("storage", area, key)) for p in secure):
+                plain.append(f"storage.{area}.{key}")
+    url = config.database.url
+    if (
+        url is not None
+        and URL_CREDENTIALS.match(url.get_secret_value())
+        and not any(_covers(p, ("database", "url")) for p in secure)
+    ):
+        plain.append("database.url")
+    warnings = [
+        f"{NAMESPACE}:{key} is plain text in the stack file; set it with "
+        f"`pulumi config set --secret --path {NAMESPACE}:{key} ...`"
+        for key in plain
+    ]
+    if not config.storage.protect:
+        warnings.append(
+            f"{NAMESPACE}:storage.protect is false: the mandatory storage-private-and-kept policy refuses an "
+            "unprotected bucket unless the policy pack config lowers it (e.g. "
+            '{"storage-private-and-kept": "advisory"} with --policy-pack-config / --policy-config)'
+        )
+    return warnings
+
+
+def namespace_values(
+    values: Mapping[str, Any], secret_keys: Iterable[str | SecretPath]
+) -> tuple[dict[str, Any], list[str | SecretPath]]:
+    """The ``flywheel:*`` entries of a whole stack config (prefix removed), and which of them hold secrets."""
     prefix = f"{NAMESPACE}:"
     raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
-    return raw, sorted(k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix))
+    secret: list[str | SecretPath] = []
+    for key in secret_keys:
+        first = key if isinstance(key, str) else key[0]
+        if first.startswith(prefix):
+            secret.append(
+                first.removeprefix(prefix) if isinstance(key, str) else (first.removeprefix(prefix), *key[1:])
+            )
+    return raw, sorted(secret, key=str)
+
+
+def namespace_problems(keys: Iterable[str]) -> list[str]:
+    """Config keys in a namespace that looks like a typo of ``flywheel`` (the program would never read them)."""
+    problems = []
+    for key in sorted(keys):
+        namespace, colon, _ = key.partition(":")
+        if colon and namespace not in KNOWN_NAMESPACES and difflib.get_close_matches(namespace, [NAMESPACE], 1, 0.75):
+            meant = f"{NAMESPACE}:{key.partition(':')[2]}"
+            problems.append(f"{key}: unknown config namespace {namespace!r}, never read (expected {meant})")
+    return problems
 
 
 def load_from_pulumi() -> PlatformConfig:
     """Read the ``flywheel:`` namespace from the running Pulumi program's config."""
+    import pulumi
     from pulumi.runtime import config as runtime_config
 
     # The language host passes config in PULUMI_CONFIG; mocks and the automation API set it in-process.
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
-    return load_platform_config(*namespace_values(everything, secret_keys))
+    problems = namespace_problems(everything)
+    if problems:
+        raise ConfigError(problems)
+    checked = check_platform_config(*namespace_values(everything, secret_keys))
+    for warning in checked.warnings:
+        pulumi.log.warn(warning)
+    return checked.config
 
 
-def _describe(error: Any, hidden: set[tuple[str, ...]]) -> str:
+def _describe(error: Any, hidden: set[SecretPath]) -> str:
     kind = error["type"]
     context = error.get("ctx") or {}
     key = context.get("key") if kind == "flywheel" else None
@@ -682,32 +924,42 @@ def _dotted_path(loc: Sequence[str | int]) -> str:
     return text
 
 
-def _shown_value(error: Mapping[str, Any], hidden: set[tuple[str, ...]]) -> str:
-    keys = tuple(str(p) for p in error["loc"] if not isinstance(p, int))
-    is_key_name = keys[-1:] == ("[key]",)
-    value = error.get("input") if is_key_name else _redacted(error.get("input"), keys, hidden)
-    if isinstance(value, str | int | float | bool) or value is None:
-        text = repr(value) if isinstance(value, str) else json.dumps(value)
+def _shown_value(error: Mapping[str, Any], hidden: set[SecretPath]) -> str:
+    """The offending value as an error may show it: never a secret, never the values of an object or list
+    (one of them may be a secret, or a credential in a free-form map), only their keys or length."""
+    loc = tuple(str(p) for p in error["loc"])
+    is_key_name = loc[-1:] == ("[key]",)
+    value = error.get("input")
+    if is_key_name:
+        text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    elif value is not None and _is_hidden(loc, hidden):
+        text = repr(REDACTED_TEXT)
+    elif isinstance(value, Mapping):
+        keys = ", ".join(_key_shown(str(k)) for k in sorted(value, key=str))
+        text = f"an object with keys {keys}" if keys else "an empty object"
+    elif isinstance(value, list | tuple):
+        text = f"a list of {len(value)} item(s)"
+    elif isinstance(value, str):
+        text = repr(value)
     else:
-        text = json.dumps(value, sort_keys=True, default=str)
+        text = json.dumps(value, default=str)
     text = URL_CREDENTIALS.sub(r"\1[secret]@", text)  # a URL's user:password@ is never echoed
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _is_hidden(keys: tuple[str, ...], hidden: set[tuple[str, ...]]) -> bool:
-    # values of extra variables may be tokens: never echo them
-    in_variables = len(keys) >= 3 and keys[:2] == ("gitlab", "extraVariables")
-    return in_variables or any(keys[: len(secret)] == secret for secret in hidden)
+REDACTED_TEXT = "[secret]"
 
 
-def _redacted(value: Any, keys: tuple[str, ...], hidden: set[tuple[str, ...]]) -> Any:
-    if value is not None and _is_hidden(keys, hidden):
-        return "[secret]"
-    if isinstance(value, Mapping):
-        return {k: _redacted(v, (*keys, str(k)), hidden) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, keys, hidden) for v in value]
-    return value
+def _key_shown(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_./-]+", key) else json.dumps(key)
+
+
+def _is_hidden(loc: tuple[str, ...], hidden: set[SecretPath]) -> bool:
+    keys = tuple(part for part in loc if part != "[key]")
+    for free in FREE_FORM_VALUES:
+        if len(keys) > len(free) and all(f in ("*", k) for f, k in zip(free, keys, strict=False)):
+            return True
+    return any(_covers(secret, keys) for secret in hidden)
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:

@@ -61,6 +61,13 @@ GITLAB_MASKABLE_RULE = (
     "plus '@', ':', '.', '~'"
 )
 GITLAB_VARIABLE_KEY = re.compile(r"^[a-zA-Z0-9_]{1,255}$")
+# Kubernetes label keys and values (apimachinery validation.IsQualifiedName / IsValidLabelValue).
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+# Namespaces Kubernetes owns: `default` always exists and the `kube-` prefix is reserved for the system.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# What the Pulumi CLI passes for an unquoted YAML timestamp (Go's time.Time.String(), config/object.go:490).
+GO_TIME_STRING = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)? [+-]\d{4} \S+$")
+TOML_INT_MAX = 2**63 - 1  # TOML integers are signed 64-bit (toml.io v1.0.0, "Integer")
 ATTIC_CACHE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,50}$")
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
@@ -89,6 +96,37 @@ def check_dns_label(value: str) -> str:
         raise config_problem(
             "not a DNS-1123 label",
             "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+        )
+    return value
+
+
+def check_namespace(value: str) -> str:
+    check_dns_label(value)
+    if value in RESERVED_NAMESPACES or value.startswith("kube-"):
+        raise config_problem(
+            "is a namespace Kubernetes owns", "a namespace of your own, not 'default' or one starting with 'kube-'"
+        )
+    return value
+
+
+def check_label_key(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if (prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix))) or not (
+        len(name) <= 63 and LABEL_NAME.match(name)
+    ):
+        raise config_problem(
+            "not a Kubernetes label key",
+            "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending "
+            "with a letter or digit, e.g. 'kubernetes.io/arch'",
+        )
+    return value
+
+
+def check_label_value(value: str) -> str:
+    if len(value) > 63 or not (value == "" or LABEL_NAME.match(value)):
+        raise config_problem(
+            "not a Kubernetes label value",
+            "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
         )
     return value
 
@@ -281,6 +319,9 @@ def check_maskable(value: str) -> str:
 
 
 DnsLabel = Annotated[str, AfterValidator(check_dns_label)]
+Namespace = Annotated[str, AfterValidator(check_namespace)]
+LabelKey = Annotated[str, AfterValidator(check_label_key)]
+LabelValue = Annotated[str, BeforeValidator(text_from_scalar), AfterValidator(check_label_value)]
 Hostname = Annotated[str, AfterValidator(check_hostname)]
 CliText = Annotated[str, BeforeValidator(text_from_scalar)]
 Quantity = Annotated[str, BeforeValidator(quantity_from_number), AfterValidator(check_quantity)]

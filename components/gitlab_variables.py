@@ -69,7 +69,7 @@ def group_variables(
     extra = [
         GroupVariableSpec(
             key,
-            pulumi.Output.secret(variable.value) if variable.masked else variable.value,
+            pulumi.Output.secret(variable.value) if variable.masked or variable.secret else variable.value,
             masked=variable.masked,
             hidden=variable.hidden,
             protected=variable.protected,

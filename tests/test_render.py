@@ -97,11 +97,11 @@ def test_mandatory_violation_exits_1_and_advisory_exits_0(monkeypatch: pytest.Mo
     def violations(level: str) -> list[dict[str, Any]]:
         return [{"policyName": "seeded", "enforcementLevel": level, "urn": "urn:x", "message": "seeded violation"}]
 
-    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources: violations("mandatory"))
+    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources, config=None: violations("mandatory"))
     assert render_tool.render("dev", tmp_path / "mandatory") == render_tool.EXIT_POLICY
     report = json.loads((tmp_path / "mandatory" / "policy-report.json").read_text())
     assert report["violations"][0]["policyName"] == "seeded"
-    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources: violations("advisory"))
+    monkeypatch.setattr(render_tool, "evaluate_policies", lambda resources, config=None: violations("advisory"))
     assert render_tool.render("dev", tmp_path / "advisory") == render_tool.EXIT_OK
 
 
@@ -172,3 +172,26 @@ def test_the_program_sets_delete_before_replace_only_where_it_means_it() -> None
     run_program("dev", dev_stack(), monitor=monitor)
     defined = {r.name: r.delete_before_replace for r in monitor.registrations if r.delete_before_replace is not None}
     assert defined == {"attic-db-migrations": True}
+
+
+def test_a_failed_program_leaves_no_unretrieved_future_noise(caplog: pytest.LogCaptureFixture) -> None:
+    """The failure reaches the caller once; the SDK's copies of it in other futures are not logged again at
+    garbage collection ("Future exception was never retrieved" after pytest's summary)."""
+    import gc
+
+    import pulumi
+
+    from tests.conftest import register
+
+    def build() -> None:
+        failing = pulumi.Output.from_input("x").apply(lambda _: (_ for _ in ()).throw(ValueError("seeded failure")))
+        pulumi.CustomResource("test:index:Thing", "thing", {"value": failing})
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        with pytest.raises(Exception, match="seeded failure"):
+            register(build)
+        register(lambda: None)  # the next run neither inherits the failure nor leaves its copies to be logged
+        for _ in range(3):
+            register(lambda: None)
+            gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

@@ -97,8 +97,9 @@ def test_bazel_cache_change_is_shown_property_by_property(render_dir: RenderDir)
 
 def test_disabling_a_component_calls_out_its_deletions(render_dir: RenderDir) -> None:
     bazel = dev_value("bazelCache")
-    base = render_dir({})
-    head = render_dir({"bazelCache": {**bazel, "enabled": False}})
+    pools = [{**pool, "cacheInjection": False} for pool in dev_value("runners")]
+    base = render_dir({"runners": pools})
+    head = render_dir({"bazelCache": {**bazel, "enabled": False}, "runners": pools})
     note = diff_note(base, head)
     before, after = load_render(base).resources, load_render(head).resources
     removed = sorted(before.keys() - after.keys())
@@ -192,7 +193,10 @@ def test_cli(render_dir: RenderDir, tmp_path: Path) -> None:
     done = cli("--base", str(base), "--head", str(head), "--stack", "dev", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert out.read_text() == diff_note(base, head) + "\n"
-    printed = cli("--base", str(tmp_path / "no-such-render"), "--head", str(head))
+    mistyped = cli("--base", str(tmp_path / "no-such-render"), "--head", str(head))
+    assert mistyped.returncode == 2 and "no-such-render: no render here (a mistyped --base?" in mistyped.stderr
+    assert mistyped.stdout == ""
+    printed = cli("--base", str(tmp_path / "no-such-render"), "--base-missing-ok", "--head", str(head))
     assert printed.returncode == 0 and "everything shows as added" in printed.stdout
     missing = cli("--base", str(base), "--head", str(tmp_path / "empty"))
     assert missing.returncode == 2

@@ -453,7 +453,11 @@ def test_cache_injection_false_pool_renders_without_cache_variables(render: Call
     assert evaluate_resources(result.resources) == []
 
 
-def test_without_the_bazel_cache_runners_inject_only_attic(render: Callable[[dict[str, Any]], Any]) -> None:
+def test_without_the_bazel_cache_runners_inject_only_attic(
+    render: Callable[[dict[str, Any]], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config refuses this pairing (it names cacheInjection: false); the fleet still never injects a dead URL."""
+    monkeypatch.setattr("components.config._cross_area_problems", lambda config: [])
     result = render({"bazelCache": {"enabled": False}})
     assert not [r for r in result.resources if r["type"] == "flywheel:index:BazelRemoteCache"]
     for pool in DEV_POOLS:

@@ -106,7 +106,7 @@ def _default(field: FieldInfo) -> str:
     if value is PydanticUndefined or value is None:
         return "unset"
     if isinstance(value, BaseModel):
-        return "see keys"
+        return "per key (rows below)"
     if isinstance(value, list) and value and isinstance(value[0], BaseModel):
         return "one pool `default` (tags `flywheel`)"
     if value in ({}, []):

@@ -378,7 +378,7 @@ def build_report(args: argparse.Namespace) -> tuple[Report, str]:
         return report_from_preview(args.stack, digest, text, args.preview_exit_code), "`pulumi preview`"
     from tools.render_diff import load_base, load_render, report_from_renders
 
-    base, head = load_base(args.render_base), load_render(args.render_head)
+    base, head = load_base(args.render_base, missing_ok=True), load_render(args.render_head)
     return report_from_renders(args.stack, base, head), "offline render (`make render`), no credentials"
 
 

@@ -1,6 +1,6 @@
 """Offline render: run the Pulumi program under the SDK's mock monitor and write its desired state.
 
-    python -m tools.render --stack dev --out build/dev [--stack-file PATH]
+    python -m tools.render --stack dev --out build/dev [--stack-file PATH] [--policy-config FILE]
 
 Writes resources.json, manifests/, files/, outputs.json and policy-report.json, then prints a
 summary. Exit codes: 0 clean, 1 mandatory policy violation, 2 invalid configuration.
@@ -36,12 +36,30 @@ SECRET_DATA_FIELDS = ("data", "stringData")  # a Kubernetes Secret's fields, sec
 PLACEHOLDERS = {("flywheel:database", "url"): "postgresql://offline:placeholder@offline.invalid:5432/attic"}
 
 EXIT_OK, EXIT_POLICY, EXIT_CONFIG = 0, 1, 2
+# Written first into every render folder: the next render replaces only a folder holding it, and only these.
+RENDER_MARKER = ".flywheel-render"
+MARKER_TEXT = "written by `python -m tools.render`; the next render replaces the entries listed in tools/render.py\n"
+DIGESTS_FILE = "secret-digests.json"
+RENDER_ENTRIES = (
+    RENDER_MARKER,
+    "resources.json",
+    "outputs.json",
+    "policy-report.json",
+    DIGESTS_FILE,
+    "manifests",
+    "files",
+)
+# A random value the CI job sets for both renders it compares: keyed digests of Secret values then show which
+# changed, and without the key (never written anywhere) a digest says nothing about the value.
+SALT_ENV = "FLYWHEEL_RENDER_SALT"
 
 
 @dataclass
 class StackConfig:
     values: dict[str, str]
-    secret_keys: list[str] = field(default_factory=list)
+    secret_keys: list[str] = field(default_factory=list)  # top-level keys holding a secure value (as the engine)
+    # every secure leaf, ('flywheel:storage', 'credentials', 'accessKeyId') (known offline only); None: secret_keys
+    secret_paths: list[tuple[str, ...]] | None = None
 
 
 @dataclass
@@ -49,6 +67,8 @@ class RenderResult:
     resources: list[dict[str, Any]]
     files: dict[str, str]
     outputs: dict[str, Any]
+    # {"salt": id, "resources": {urn: {"stringData.key": digest}}}; empty unless FLYWHEEL_RENDER_SALT is set
+    secret_digests: dict[str, Any] = field(default_factory=dict)
 
 
 class RenderConfigError(Exception):
@@ -61,52 +81,70 @@ class RenderConfigError(Exception):
 
 
 def read_stack_file(path: Path) -> StackConfig:
-    """Read ``Pulumi.<stack>.yaml`` the way the CLI hands it to the program (objects as JSON)."""
+    """Read ``Pulumi.<stack>.yaml`` the way the CLI hands it to the program (objects as JSON).
+
+    Parsed as the CLI parses it (``tools.stack_yaml``): duplicate keys are an error, unquoted dates become
+    Go's time text, ``.inf``/``.nan`` are refused. Records every ``secure:`` leaf's path for the error
+    messages; the program itself, like the engine, only learns which top-level keys hold one.
+    """
+    from tools.stack_yaml import StackFileError, load_stack_document
+
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise RenderConfigError([f"{path}: cannot read stack file ({err})"]) from None
+        document = load_stack_document(path.read_text())
+    except OSError as err:
+        raise RenderConfigError([f"{path}: cannot read stack file ({err.strerror or err})"]) from None
+    except StackFileError as err:
+        raise RenderConfigError([f"{path}: {problem}" for problem in err.problems]) from None
     raw = document.get("config") or {}
     if not isinstance(raw, dict):
         raise RenderConfigError([f"{path}: 'config' must be a mapping of key: value"])
     values: dict[str, str] = {}
     secret_keys: list[str] = []
+    secret_paths: list[tuple[str, ...]] = []
     for key, value in raw.items():
         key = str(key)
         if ":" not in key:
             key = f"{PROJECT}:{key}"
-        replaced, had_secret = _replace_secure(key, (), value)
-        if had_secret:
+        replaced, secure_paths = _replace_secure(key, (), value)
+        if secure_paths:
             secret_keys.append(key)
+            secret_paths += [(key, *p) for p in secure_paths]
         values[key] = replaced if isinstance(replaced, str) else json.dumps(replaced)
-    return StackConfig(values, sorted(secret_keys))
+    return StackConfig(values, sorted(secret_keys), sorted(secret_paths))
 
 
-def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, bool]:
-    """Swap encrypted ``{secure: ...}`` leaves for placeholders; report whether any was found."""
+def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, list[tuple[str, ...]]]:
+    """Swap encrypted ``{secure: ...}`` leaves for placeholders; the paths where they were."""
     if isinstance(value, dict) and set(value) == {"secure"}:
         placeholder = PLACEHOLDERS.get((key, ".".join(path)))
         if placeholder is None:
             placeholder = "offline-placeholder-" + hashlib.sha256(f"{key}{path}".encode()).hexdigest()[:12]
-        return placeholder, True
+        return placeholder, [path]
     if isinstance(value, dict):
-        found = False
+        found: list[tuple[str, ...]] = []
         out = {}
         for k, v in value.items():
             out[k], secret = _replace_secure(key, (*path, str(k)), v)
-            found |= secret
+            found += secret
         return out, found
     if isinstance(value, list):
         items = [_replace_secure(key, (*path, str(i)), v) for i, v in enumerate(value)]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+        return [v for v, _ in items], [p for _, paths in items for p in paths]
+    return value, []
 
 
-def validate_config(stack: StackConfig) -> None:
-    from components.config import ConfigError, load_platform_config, namespace_values
+def validate_config(stack: StackConfig) -> list[str]:
+    """Validate as the program will, with the exact secure paths known offline; the warnings."""
+    from components.config import ConfigError, check_platform_config, namespace_problems, namespace_values
 
+    # exact paths where the stack file gave them; a secret key without one (set in-process) is secret as a whole
+    exact = stack.secret_paths or []
+    secret: list[str | tuple[str, ...]] = [*exact, *(k for k in stack.secret_keys if k not in {p[0] for p in exact})]
+    problems = namespace_problems(stack.values)
+    if problems:
+        raise RenderConfigError(problems)
     try:
-        load_platform_config(*namespace_values(stack.values, stack.secret_keys))
+        return check_platform_config(*namespace_values(stack.values, secret)).warnings
     except ConfigError as err:
         raise RenderConfigError(err.problems) from None
 
@@ -134,8 +172,59 @@ def run_under_mocks(
     if stack is not None:
         pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=preview, monitor=monitor)
-    _sync_await(run_pulumi_func(main))
+    try:
+        _sync_await(run_pulumi_func(main))
+    except Exception as err:
+        _forget_copies_of(err)
+        raise
     return monitor
+
+
+def _failure_chain(error: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
+def _forget_copies_of(error: BaseException) -> None:
+    """Settle what the failed run left pending, and do not report its copies of the failure again.
+
+    The SDK raises the first failure to the caller; the same failure sits in other futures of the run. Left alone,
+    the next program's event loop settles them (and fails with the old error), and each is reported as "Future
+    exception was never retrieved" at garbage collection, e.g. after pytest's summary. Only reports whose
+    exception is (or was caused by) this failure are dropped; anything else reaches the loop's handler.
+    """
+    import asyncio
+
+    from pulumi.runtime.settings import SETTINGS
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    loop = _ensure_event_loop()
+    known = _failure_chain(error)  # kept alive, so identity cannot match an unrelated later exception
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        copies = [e for e in _failure_chain(context.get("exception")) if any(e is k for k in known)]
+        if context.get("message") == "Future exception was never retrieved" and copies:
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    leftovers = [*SETTINGS.outputs, *SETTINGS.rpc_manager.rpcs]
+    SETTINGS.outputs.clear()  # they belong to the failed run, not to the next one
+    SETTINGS.rpc_manager.rpcs.clear()
+    if leftovers and not loop.is_running():
+        loop.run_until_complete(asyncio.wait([asyncio.ensure_future(f, loop=loop) for f in leftovers], timeout=10))
+    for future in leftovers:
+        if asyncio.isfuture(future) and future.done() and not future.cancelled():
+            future.exception()  # retrieved: the failure the caller already has, or one caused by it
+        elif asyncio.isfuture(future):
+            future.cancel()
 
 
 def registered_resources(monitor: RecordingMonitor) -> list[dict[str, Any]]:
@@ -171,7 +260,43 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
         monitor = run_under_mocks(main, stack_name, stack, monitor)
     except ConfigError as err:
         raise RenderConfigError(err.problems) from None
-    return RenderResult(registered_resources(monitor), files, _plain(outputs))
+    return RenderResult(registered_resources(monitor), files, _plain(outputs), secret_digests(monitor))
+
+
+def secret_digests(monitor: RecordingMonitor, salt: str | None = None) -> dict[str, Any]:
+    """Keyed digests of every Kubernetes Secret's values (with ``FLYWHEEL_RENDER_SALT``; else none)."""
+    import hmac
+    import os
+    import re
+
+    from pulumi.runtime import rpc
+
+    salt = salt if salt is not None else os.environ.get(SALT_ENV, "")
+    if not salt:
+        return {}
+    key = salt.encode()
+    by_urn: dict[str, dict[str, str]] = {}
+    for registration in monitor.registrations:
+        inputs = registration.inputs
+        if not registration.type.startswith("kubernetes:") or inputs.get("kind") != "Secret":
+            continue
+        for data_field in SECRET_DATA_FIELDS:
+            values = inputs.get(data_field)
+            if rpc.is_rpc_secret(values):
+                values = rpc.unwrap_rpc_secret(values)
+            for name, value in sorted((values or {}).items()) if isinstance(values, dict) else ():
+                plain = rpc.unwrap_rpc_secret(value) if rpc.is_rpc_secret(value) else value
+                path = (
+                    f"{data_field}.{name}"
+                    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+                    else (f"{data_field}[{json.dumps(name)}]")
+                )
+                text = json.dumps(plain, sort_keys=True, default=str).encode()
+                by_urn.setdefault(_engine_urn(registration.urn), {})[path] = hmac.new(key, text, "sha256").hexdigest()[
+                    :32
+                ]
+    salt_id = hmac.new(key, b"flywheel-render-salt-id", "sha256").hexdigest()[:16]
+    return {"salt": salt_id, "resources": dict(sorted(by_urn.items()))}
 
 
 def _engine_urn(urn: str) -> str:
@@ -249,22 +374,62 @@ def manifest_path(manifest: dict[str, Any]) -> str:
     return f"{namespace}/{manifest['kind'].lower()}-{metadata.get('name', 'unnamed')}.yaml"
 
 
+class OutputFolderError(Exception):
+    """``--out`` names a folder the render must not touch."""
+
+
+def _render_entries(out: Path) -> list[Path]:
+    return [out / name for name in RENDER_ENTRIES if (out / name).exists() or (out / name).is_symlink()]
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an ``--out`` that is not a render: a render only ever replaces what a render wrote."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputFolderError(f"--out {out}: not a folder; expected a new folder or one a render wrote")
+    if out.is_dir() and not (out / RENDER_MARKER).is_file() and any(out.iterdir()):
+        raise OutputFolderError(
+            f"--out {out}: a folder that is not a render (no {RENDER_MARKER}) and not empty; refusing to replace it "
+            "(expected a new or empty folder, or one a render wrote)"
+        )
+
+
+def clear_output(out: Path, keep_marker: bool = False) -> None:
+    """Remove what an earlier render wrote into ``out`` (and nothing else), so no stale state outlives a failure."""
+    if not (out / RENDER_MARKER).is_file():
+        return
+    for entry in _render_entries(out):
+        if keep_marker and entry.name == RENDER_MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def write_output(out: Path, result: RenderResult, violations: list[dict[str, Any]]) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "manifests").mkdir(parents=True)
-    (out / "files").mkdir()
-    _write_json(out / "resources.json", result.resources)
-    _write_json(out / "outputs.json", result.outputs)
-    _write_json(out / "policy-report.json", {"violations": violations})
-    for manifest in kubernetes_objects(result.resources):
-        target = out / "manifests" / manifest_path(manifest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(manifest, sort_keys=False, width=120))
-    for relative, text in result.files.items():
-        target = out / "files" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+    check_output_folder(out)
+    clear_output(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RENDER_MARKER).write_text(MARKER_TEXT)
+    try:
+        (out / "manifests").mkdir()
+        (out / "files").mkdir()
+        _write_json(out / "resources.json", result.resources)
+        _write_json(out / "outputs.json", result.outputs)
+        _write_json(out / "policy-report.json", {"violations": violations})
+        if result.secret_digests:
+            _write_json(out / DIGESTS_FILE, result.secret_digests)
+        for manifest in kubernetes_objects(result.resources):
+            target = out / "manifests" / manifest_path(manifest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(manifest, sort_keys=False, width=120))
+        for relative, text in result.files.items():
+            target = out / "files" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+    except BaseException:
+        clear_output(out)  # half a render would be read back as a whole one
+        raise
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -274,29 +439,42 @@ def _write_json(path: Path, value: Any) -> None:
 # --- policies ------------------------------------------------------------------------------------
 
 
-def evaluate_policies(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run the policy pack over the recorded resources (see policies/)."""
+def evaluate_policies(resources: list[dict[str, Any]], config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run the policy pack over the recorded resources (see policies/), with a ``--policy-pack-config`` mapping."""
     from policies.evaluate import evaluate_resources
 
-    return evaluate_resources(resources)
+    return evaluate_resources(resources, config)
 
 
 # --- entry point ---------------------------------------------------------------------------------
 
 
-def render(stack_name: str, out: Path, stack_file: Path | None = None) -> int:
+def render(stack_name: str, out: Path, stack_file: Path | None = None, policy_config: Path | None = None) -> int:
     started = time.perf_counter()  # the Pulumi SDK is imported after this, so its cost is counted
     stack_file = stack_file or ROOT / f"Pulumi.{stack_name}.yaml"
+    from policies.evaluate import PolicyConfigError, resolve_config
+    from tools.check_policies import UnreadableInputError, load_config
+
+    try:
+        check_output_folder(out)
+        pack_config = load_config(policy_config)
+        resolve_config(pack_config)
+    except (OutputFolderError, UnreadableInputError, PolicyConfigError) as err:
+        print(f"flywheel render: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    clear_output(out, keep_marker=True)  # from here on, a failure leaves no earlier render to be mistaken for this
     try:
         stack = read_stack_file(stack_file)
-        validate_config(stack)
+        warnings = validate_config(stack)
         result = run_program(stack_name, stack)
     except RenderConfigError as err:
         print(f"flywheel: stack '{stack_name}' has an invalid configuration ({stack_file.name}):", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    violations = evaluate_policies(result.resources)
+    for warning in warnings:
+        print(f"flywheel: warning: {warning}", file=sys.stderr)
+    violations = evaluate_policies(result.resources, pack_config)
     write_output(out, result, violations)
     mandatory = [v for v in violations if v["enforcementLevel"] == "mandatory"]
     _print_summary(stack_name, out, result, violations, time.perf_counter() - started)
@@ -327,8 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="dev", help="stack name (default: dev)")
     parser.add_argument("--out", type=Path, help="output folder (default: build/<stack>)")
     parser.add_argument("--stack-file", type=Path, help="stack config file (default: Pulumi.<stack>.yaml)")
+    parser.add_argument("--policy-config", type=Path, help="policy pack config JSON (as for --policy-pack-config)")
     args = parser.parse_args(argv)
-    return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file)
+    return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file, args.policy_config)
 
 
 if __name__ == "__main__":

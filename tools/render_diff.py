@@ -5,14 +5,18 @@
 Resources are matched by URN: added, removed and changed (property level, secrets redacted), plus the
 rendered files (server.toml, config.toml, the CI template) as unified diffs and the head's policy
 violations. Needs no cluster, state or credentials: both sides come from the program under mocks.
-Without --base, or when that folder does not exist (the target branch has no render of this stack),
-everything shows as added, and the note says so.
+Without --base everything shows as added, and the note says so; a --base that does not exist is an error
+unless --base-missing-ok (CI: the target branch may have no render of this stack). A Kubernetes object whose
+name or namespace changes is shown as a replacement, as the provider does it; Secret keys whose value changed
+are listed (values redacted) when both renders carry digests made with the same FLYWHEEL_RENDER_SALT.
+Renders of two different stacks are matched by their stack-free URN, with a warning.
 Exit codes: 0 written, 2 a render folder is missing or unreadable.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import json
 import sys
@@ -26,14 +30,24 @@ from tools.preview_markdown import (
     Report,
     ResourceChange,
     TextBlock,
+    parse_path,
     property_changes,
     render_note,
     sanitize,
     unified_diff,
 )
+from tools.render import DIGESTS_FILE, REDACTED
 
 EXIT_OK, EXIT_INPUT = 0, 2
 OPTION_KEYS = ("protect", "retainOnDelete", "dependsOn")
+# Input paths whose change makes the Kubernetes provider replace the object instead of updating it
+# (pulumi-kubernetes provider/v4 pkg/provider/provider.go:1431 and diff.go:22-36, 206-211; the
+# per-kind spec fields of its forceNew table are not modelled): identity, a Secret's type and data.
+FORCE_NEW = {
+    "*": (("metadata", "name"), ("metadata", "namespace")),
+    "Secret": (("type",), ("stringData",), ("data",)),
+    "ConfigMap": (("data",), ("binaryData",)),
+}
 
 
 @dataclass
@@ -44,6 +58,20 @@ class Render:
     resources: dict[str, dict[str, Any]]
     files: dict[str, str]
     violations: list[dict[str, Any]] = field(default_factory=list)
+    secret_digests: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stacks(self) -> set[str]:
+        return {_stack_of(urn) for urn in self.resources}
+
+
+def _stack_of(urn: str) -> str:
+    # urn:pulumi:<stack>::<project>::<type>::<name>
+    return urn.split("::", 1)[0].removeprefix("urn:pulumi:")
+
+
+def _without_stack(urn: str) -> str:
+    return urn.split("::", 1)[-1]
 
 
 class RenderReadError(ValueError):
@@ -66,12 +94,24 @@ def load_render(path: Path) -> Render:
         for file in sorted(files_root.rglob("*"))
         if file.is_file()
     }
-    return Render(path, {r["urn"]: r for r in resources}, files, list(report.get("violations") or []))
+    try:
+        digests = json.loads((path / DIGESTS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        digests = {}
+    return Render(path, {r["urn"]: r for r in resources}, files, list(report.get("violations") or []), digests)
 
 
-def load_base(path: Path | None) -> Render | None:
-    """The target branch's render; None when there is none (it could not render this stack): the note says so."""
-    return load_render(path) if path is not None and path.exists() else None
+def load_base(path: Path | None, missing_ok: bool = False) -> Render | None:
+    """The target branch's render; None when there is none. A missing folder is an error (a mistyped --base
+    would otherwise mean "everything added") unless ``missing_ok`` (the target branch could not render)."""
+    if path is None:
+        return None
+    # a folder whose render failed holds no resources.json (tools.render clears it first)
+    if not path.exists() or (path.is_dir() and not (path / "resources.json").exists()):
+        if missing_ok:
+            return None
+        raise RenderReadError(f"{path}: no render here (a mistyped --base? use --base-missing-ok if none is expected)")
+    return load_render(path)
 
 
 def _resource_properties(old: dict[str, Any], new: dict[str, Any]) -> list[PropertyChange]:
@@ -88,22 +128,57 @@ def _violation_key(violation: dict[str, Any]) -> tuple[str, str, str]:
     return (str(violation.get("policyName")), str(violation.get("urn")), str(violation.get("message")))
 
 
+def _force_new(resource: dict[str, Any], properties: list[PropertyChange]) -> list[PropertyChange]:
+    """``properties`` with those marked that make the Kubernetes provider replace the object."""
+    if not str(resource.get("type", "")).startswith("kubernetes:"):
+        return properties
+    kind = str((resource.get("inputs") or {}).get("kind", ""))
+    prefixes = FORCE_NEW["*"] + FORCE_NEW.get(kind, ())
+    return [dataclasses.replace(c, replaces=_on_path(c.path, prefixes)) for c in properties]
+
+
+def _on_path(path: str, prefixes: tuple[tuple[str, ...], ...]) -> bool:
+    parts = tuple(str(token) for token in parse_path(path))
+    return any(parts[: len(prefix)] == prefix for prefix in prefixes)
+
+
+def _secret_value_changes(base: Render, head: Render, urn_of: dict[str, str]) -> dict[str, list[PropertyChange]]:
+    """Secret keys whose value changed, by head URN (values redacted); only for digests of the same salt."""
+    old, new = base.secret_digests, head.secret_digests
+    if not old or not new or old.get("salt") != new.get("salt"):
+        return {}
+    changes: dict[str, list[PropertyChange]] = {}
+    old_by_urn = {urn_of.get(urn, urn): fields for urn, fields in (old.get("resources") or {}).items()}
+    for urn, fields in (new.get("resources") or {}).items():
+        before = old_by_urn.get(urn) or {}
+        for path, digest in sorted(fields.items()):
+            if path in before and before[path] != digest:
+                changes.setdefault(urn, []).append(PropertyChange(path, "update", REDACTED, REDACTED))
+    return changes
+
+
 def report_from_renders(stack: str, base: Render | None, head: Render) -> Report:
     """The same kind of report as a preview's, from the desired state of the target branch and the MR."""
-    before = base.resources if base else {}
-    after = head.resources
+    cross_stack = base is not None and bool(base.stacks) and base.stacks != head.stacks
+    # renders of two stacks: match resources by their URN without the stack, so the diff says what differs
+    base_urn = {urn: (_without_stack(urn) if cross_stack else urn) for urn in (base.resources if base else {})}
+    head_urn = {urn: (_without_stack(urn) if cross_stack else urn) for urn in head.resources}
+    before = {base_urn[urn]: r for urn, r in (base.resources if base else {}).items()}
+    after = {head_urn[urn]: r for urn, r in head.resources.items()}
+    secret_changes = _secret_value_changes(base, head, {u: head_urn.get(u, u) for u in base_urn}) if base else {}
+    secret_changes = {head_urn.get(urn, urn): c for urn, c in secret_changes.items()}
     changes: list[ResourceChange] = []
     unchanged = 0
     for urn in sorted(before.keys() | after.keys()):
         old, new = before.get(urn), after.get(urn)
         if old is None and new is not None:
-            changes.append(ResourceChange("create", urn, new["type"], new["name"]))
+            changes.append(ResourceChange("create", new["urn"], new["type"], new["name"]))
         elif new is None and old is not None:
             options = old.get("options") or {}
             changes.append(
                 ResourceChange(
                     "delete",
-                    urn,
+                    old["urn"],
                     old["type"],
                     old["name"],
                     protected=bool(options.get("protect")),
@@ -112,11 +187,16 @@ def report_from_renders(stack: str, base: Render | None, head: Render) -> Report
             )
         elif old is not None and new is not None:
             properties = _resource_properties(old, new)
+            known = {c.path for c in properties}
+            properties += [c for c in secret_changes.get(urn, []) if c.path not in known]
+            properties = _force_new(new, properties)
             if properties:
-                changes.append(ResourceChange("update", urn, new["type"], new["name"], properties))
+                reasons = [c.path for c in properties if c.replaces]
+                op = "replace" if reasons else "update"
+                changes.append(ResourceChange(op, new["urn"], new["type"], new["name"], properties, reasons))
             else:
                 unchanged += 1
-    counts = {op: sum(c.op == op for c in changes) for op in ("create", "update", "delete")}
+    counts = {op: sum(c.op == op for c in changes) for op in ("create", "replace", "update", "delete")}
     counts["same"] = unchanged
 
     base_violations = {_violation_key(v) for v in (base.violations if base else [])}
@@ -154,6 +234,19 @@ def report_from_renders(stack: str, base: Render | None, head: Render) -> Report
     ]
     if base is None:
         notes.append("The target branch has no render of this stack: everything shows as added.")
+    if cross_stack and base is not None:
+        notes.insert(
+            0,
+            f"⚠️ These renders are of different stacks (base {', '.join(sorted(base.stacks))}, head "
+            f"{', '.join(sorted(head.stacks))}): resources are matched by URN without the stack.",
+        )
+    if base is not None and not (
+        base.secret_digests and base.secret_digests.get("salt") == head.secret_digests.get("salt")
+    ):
+        notes.append(
+            "Secret values are not compared: both renders need digests made with the same FLYWHEEL_RENDER_SALT "
+            "(only added or removed Secret keys show)."
+        )
     return Report(
         stack=stack,
         title=f"Desired-state diff (offline render): stack `{stack}`",
@@ -169,11 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.render_diff", description=__doc__.splitlines()[0])
     parser.add_argument("--head", type=Path, required=True, help="render of the MR (e.g. build/dev)")
     parser.add_argument("--base", type=Path, help="render of the target branch (omit when it has none)")
+    parser.add_argument(
+        "--base-missing-ok", action="store_true", help="a --base folder that does not exist means: no base render"
+    )
     parser.add_argument("--stack", default="dev", help="stack name (default: dev)")
     parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
     args = parser.parse_args(argv)
     try:
-        base, head = load_base(args.base), load_render(args.head)
+        base, head = load_base(args.base, args.base_missing_ok), load_render(args.head)
     except RenderReadError as err:
         print(f"render_diff: {err}", file=sys.stderr)
         return EXIT_INPUT

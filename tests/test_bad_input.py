@@ -1,0 +1,504 @@
+"""What a newcomer hits first (issue 16): the render's output folder, YAML the model does not take, limits of the
+consumers, secrets in errors and outputs, and YAML-level fuzzing with a fixed budget.
+
+Every error is one line that names the key; no error, warning, output file or printed line ever carries a secret
+canary, whether the canary was given as a secure value or (wrongly) as plain text.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.config import ConfigError, load_platform_config, namespace_problems
+from tests.conftest import IN_CI, ROOT, dev_value, stack_with
+from tests.test_config import dev_raw, problems_for, with_change
+from tools import render as render_tool
+from tools.mocks import FlywheelMocks, RecordingMonitor
+from tools.render import (
+    RENDER_MARKER,
+    RenderConfigError,
+    StackConfig,
+    read_stack_file,
+    run_program,
+    validate_config,
+    write_output,
+)
+from tools.render_diff import Render, load_render, report_from_renders
+
+CANARY_TOKEN = "ghp_canaryGithubToken0000000000000000ab"
+CANARY_KEY_ID = "AKIACANARYKEYID00001"
+CANARY_SECRET_KEY = "canary-secret-access-key-do-not-print-3b"
+CANARY_PASSWORD = "canary-db-password-4e"
+CANARY_VARIABLE = "canary-extra-variable-value-8f"
+CANARIES = (CANARY_TOKEN, CANARY_KEY_ID, CANARY_SECRET_KEY, CANARY_PASSWORD, CANARY_VARIABLE)
+# Hypothesis budget: fixed, and derandomized under CI so a pipeline run is reproducible.
+FUZZ_EXAMPLES = int(os.environ.get("FLYWHEEL_FUZZ_EXAMPLES", "150"))
+
+
+def _stack_document(stack: StackConfig) -> dict[str, Any]:
+    config = {k: json.loads(v) if v[:1] in "[{" else v for k, v in stack.values.items()}
+    return {"config": config}
+
+
+def _write_stack(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def _no_canary(*texts: str) -> None:
+    for text in texts:
+        leaked = [c for c in CANARIES if c in text]
+        assert not leaked, f"{leaked} in: {text[:400]}"
+
+
+# --- --out: only ever a render's own files --------------------------------------------------------------------
+
+
+def test_out_refuses_a_folder_that_is_not_a_render(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "main.py").write_text("precious\n")
+    assert render_tool.render("dev", checkout) == render_tool.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "not a render" in err and "refusing to replace it" in err and "Traceback" not in err
+    assert (checkout / "main.py").read_text() == "precious\n" and sorted(checkout.iterdir()) == [checkout / "main.py"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert render_tool.render("dev", a_file) == render_tool.EXIT_CONFIG
+    assert a_file.read_text() == "x"
+
+
+def test_a_render_replaces_only_what_a_render_wrote_and_a_failure_leaves_nothing_stale(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert render_tool.render("dev", out) == render_tool.EXIT_OK
+    assert (out / RENDER_MARKER).is_file() and (out / "resources.json").is_file()
+    (out / "my-notes.txt").write_text("mine\n")
+    (out / "manifests" / "stale.yaml").write_text("kind: Stale\n")
+    assert render_tool.render("dev", out) == render_tool.EXIT_OK
+    assert (out / "my-notes.txt").read_text() == "mine\n"  # not the render's: kept
+    assert not (out / "manifests" / "stale.yaml").exists()  # inside the render's own folder: replaced
+
+    broken = _stack_document(stack_with({"attic": {"replicas": 0}}))
+    stack_file = _write_stack(tmp_path / "Pulumi.broken.yaml", broken)
+    assert render_tool.render("broken", out, stack_file) == render_tool.EXIT_CONFIG
+    # no earlier render to be mistaken for this one; still a render folder (the marker), the user's file kept
+    assert sorted(p.name for p in out.iterdir()) == [RENDER_MARKER, "my-notes.txt"]
+    with pytest.raises(Exception, match="not a render output"):
+        load_render(out)
+
+
+# --- YAML the model does not take ------------------------------------------------------------------------------
+
+
+def _render_problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "Pulumi.fuzz.yaml"
+    path.write_text(text)
+    try:
+        validate_config(read_stack_file(path))
+    except RenderConfigError as err:
+        return err.problems
+    return []
+
+
+def _dev_text() -> str:
+    return (ROOT / "Pulumi.dev.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "retention: 30 days",
+            "retention: 2024-01-01",
+            "flywheel:attic.gc.retention: an unquoted YAML date (the Pulumi CLI passes it on as "
+            "'2024-01-01 00:00:00 +0000 UTC') (got '2024-01-01 00:00:00 +0000 UTC'; expected the value in quotes",
+        ),
+        ("templateRef: main", "templateRef: 2024-01-01", "flywheel:gitlab.templateRef: an unquoted YAML date"),
+        (
+            'NIX_CONFIG: "experimental-features = nix-command flakes"',
+            "NIX_CONFIG: 2024-06-01T10:00:00Z",
+            "flywheel:runners[0].environment: NIX_CONFIG: an unquoted YAML date",
+        ),
+        ("replicas: 2\n", "replicas: true\n", "flywheel:attic.replicas: a boolean where a number belongs"),
+        ("s3Tier: true", "s3Tier: 1", "flywheel:bazelCache.s3Tier: a number where true/false belongs"),
+        ("maxSizeGiB: 50", "maxSizeGiB: .inf", "config.flywheel:bazelCache.maxSizeGiB: inf cannot be stored as config"),
+    ],
+)
+def test_yaml_types_the_model_does_not_take_get_one_line(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    text = _dev_text()
+    assert old in text
+    problems = _render_problems(tmp_path, text.replace(old, new, 1))
+    assert len(problems) == 1 and problems[0].startswith(str(tmp_path)) is expected.startswith("config."), problems
+    assert expected in problems[0], problems
+
+
+def test_duplicate_keys_are_an_error_as_in_the_pulumi_cli(tmp_path: Path) -> None:
+    text = _dev_text().replace("    cacheName: main\n", "    cacheName: main\n    cacheName: other\n")
+    text = text.replace("  flywheel:ciTemplate:", "  flywheel:namespace: again\n  flywheel:ciTemplate:")
+    problems = _render_problems(tmp_path, text)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        'line 26: mapping key "cacheName" already defined at line 25',
+        'line 63: mapping key "flywheel:namespace" already defined at line 3',
+    ]
+
+
+def test_yes_and_on_stay_strings_as_in_the_pulumi_cli(tmp_path: Path) -> None:
+    text = _dev_text().replace('NIX_CONFIG: "experimental-features = nix-command flakes"', "FEATURE: on")
+    path = tmp_path / "Pulumi.on.yaml"
+    path.write_text(text)
+    runners = json.loads(read_stack_file(path).values["flywheel:runners"])
+    assert runners[0]["environment"] == {"FEATURE": "on"}
+
+
+# --- limits of the consumers ----------------------------------------------------------------------------------
+
+LIMITS = [
+    ("namespace", "a" * 60, "flywheel:namespace: too long for the derived jobs namespace"),
+    ("namespace", "kube-system", "flywheel:namespace: is a namespace Kubernetes owns"),
+    ("namespace", "default", "flywheel:namespace: is a namespace Kubernetes owns"),
+    ("runnerFleet.jobsNamespace", "kube-ci", "flywheel:runnerFleet.jobsNamespace: is a namespace Kubernetes owns"),
+    ("runners[0].nodeSelector", {"bad key!": "x"}, 'flywheel:runners[0].nodeSelector["bad key!"]: not a Kubernetes'),
+    ("runners[0].nodeSelector", {"pool": "not a value"}, "flywheel:runners[0].nodeSelector.pool: not a Kubernetes"),
+    ("attic.ingress.annotations", {"-bad/": "x"}, "not a Kubernetes label key"),
+    ("attic.chunking.maxSize", 2**63, "flywheel:attic.chunking.maxSize: out of range"),
+    ("gitlab.groupId", 2**63, "flywheel:gitlab.groupId: out of range"),
+    ("runnerFleet.checkInterval", 10**12, "flywheel:runnerFleet.checkInterval: out of range"),
+    ("attic.replicas", True, "flywheel:attic.replicas: a boolean where a number belongs"),
+    ("attic.public", 1, "flywheel:attic.public: a number where true/false belongs"),
+    ("runners", [], "flywheel:runners: too short (got a list of 0 item(s); expected at least 1 item(s))"),
+    ("bazelCache.enabled", False, "flywheel:runners[0].cacheInjection: bazelCache.enabled is false"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), LIMITS, ids=[f"{p}={v!r}"[:60] for p, v, _ in LIMITS])
+def test_what_the_consumers_refuse_is_refused_at_config_time(path: str, value: Any, expected: str) -> None:
+    problems = problems_for(with_change(path, value))
+    assert any(expected in problem for problem in problems), problems
+    assert all("\n" not in problem for problem in problems)
+
+
+def test_bazel_cache_off_with_pools_opted_out_is_accepted() -> None:
+    raw = with_change("bazelCache.enabled", False)
+    raw["runners"] = [{**pool, "cacheInjection": False} for pool in raw["runners"]]
+    assert load_platform_config(raw).bazel_cache.enabled is False
+
+
+def test_a_gitlab_url_with_the_api_path_is_not_doubled() -> None:
+    config = load_platform_config(with_change("gitlab.url", "https://gitlab.example.com/api/v4/"))
+    assert config.gitlab.url == "https://gitlab.example.com"
+    assert config.gitlab.api_url == "https://gitlab.example.com/api/v4/"
+
+
+def test_a_misspelt_config_namespace_is_named() -> None:
+    assert namespace_problems(["flywheeel:attic", "flywheel:attic", "gitlab:token", "aws:region"]) == [
+        "flywheeel:attic: unknown config namespace 'flywheeel', never read (expected flywheel:attic)"
+    ]
+
+
+def test_backend_only_keys_of_the_other_backend_are_refused_not_ignored() -> None:
+    database = {"backend": "external", "url": "postgres://attic@db/attic", "instances": 3}
+    assert problems_for(with_change("database", database)) == [
+        "flywheel:database.instances: 'instances' belongs to backend 'cnpg' and would be ignored (got 3; expected "
+        "with backend 'external' only 'url' (remove the CloudNativePG keys))"
+    ]
+
+
+# --- secrets: errors, outputs, secrecy end to end -------------------------------------------------------------
+
+
+def _s3_storage(**extra: Any) -> dict[str, Any]:
+    return {
+        "backend": "s3",
+        "region": "eu-west-1",
+        "endpoint": "https://s3.example.com",
+        "credentials": {"accessKeyId": CANARY_KEY_ID, "secretAccessKey": CANARY_SECRET_KEY},
+        **extra,
+    }
+
+
+def test_an_error_about_one_key_of_a_map_never_prints_its_values() -> None:
+    environment = {"GITHUB_TOKEN": CANARY_TOKEN, "BAZEL_REMOTE_CACHE": "grpc://elsewhere:9092"}
+    problems = problems_for(with_change("runners[0].environment", environment))
+    assert problems == [
+        "flywheel:runners[0].environment: BAZEL_REMOTE_CACHE is injected from the cache contract (got an object "
+        "with keys BAZEL_REMOTE_CACHE, GITHUB_TOKEN; expected keys other than ATTIC_CACHE, ATTIC_PUBLIC_KEY, "
+        "ATTIC_SERVER, BAZEL_REMOTE_CACHE, GF_BAZEL_SUBSTRATE_MODE)"
+    ]
+    typo = problems_for(with_change("storage", _s3_storage(credential={"secretAccessKey": CANARY_SECRET_KEY})))
+    assert typo and all(CANARY_SECRET_KEY not in p and CANARY_KEY_ID not in p for p in typo), typo
+    assert any("got an object with keys secretAccessKey" in p for p in typo), typo
+
+
+def test_exact_secret_paths_hide_the_secret_and_show_its_siblings() -> None:
+    raw = with_change("storage", _s3_storage(region=""))
+    secure = [("storage", "credentials", "accessKeyId"), ("storage", "credentials", "secretAccessKey")]
+    with pytest.raises(ConfigError) as caught:
+        load_platform_config(raw, secure)
+    assert caught.value.problems == ["flywheel:storage.region: too short (got ''; expected at least 1 character(s))"]
+    raw = with_change("storage", _s3_storage(credentials={"accessKeyId": CANARY_KEY_ID}))
+    with pytest.raises(ConfigError) as caught:
+        load_platform_config(raw, secure)
+    _no_canary(*caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    "secure",
+    [("runners",), ("runners", "0", "environment", "GITHUB_TOKEN"), ("attic", "host"), ("gitlab", "url")],
+)
+def test_a_secure_value_where_it_would_leak_is_refused(secure: tuple[str, ...]) -> None:
+    raw = with_change("runners[0].environment", {"GITHUB_TOKEN": CANARY_TOKEN})
+    with pytest.raises(ConfigError) as caught:
+        load_platform_config(raw, [secure] if len(secure) > 1 else [secure[0]])
+    (problem,) = caught.value.problems
+    where = re.escape(".".join(secure).replace(".0.", "[0]."))
+    assert re.match(rf"flywheel:{where}: holds a secure value where the program cannot keep it secret", problem)
+    assert "gitlab.extraVariables" in problem
+    _no_canary(problem)
+
+
+def _unmasked_secret_variable_stack() -> StackConfig:
+    gitlab = dev_value("gitlab")
+    gitlab["extraVariables"]["DEPLOY_HOOK"] = CANARY_VARIABLE  # secure in the stack file, not masked
+    stack = stack_with({"gitlab": gitlab})
+    stack.secret_keys = ["flywheel:gitlab"]
+    return stack
+
+
+def test_a_secure_extra_variable_stays_a_secret_output_end_to_end(tmp_path: Path) -> None:
+    from pulumi.runtime import rpc
+
+    monitor = RecordingMonitor(FlywheelMocks())
+    result = run_program("dev", _unmasked_secret_variable_stack(), monitor=monitor)
+    (variable,) = [r for r in monitor.registrations if r.name == "group-variables-DEPLOY_HOOK"]
+    assert rpc.is_rpc_secret(variable.inputs["value"]) and variable.inputs["masked"] is False
+    plain = [r for r in monitor.registrations if r.name == "group-variables-NIX_CONFIG_EXTRA"]
+    assert rpc.is_rpc_secret(plain[0].inputs["value"])  # the engine only says "gitlab holds a secret": all are
+    write_output(tmp_path, result, [])
+    _no_canary(*(p.read_text() for p in tmp_path.rglob("*") if p.is_file()))
+
+
+def test_plain_text_credentials_warn_without_printing_them() -> None:
+    stack = stack_with({"storage": _s3_storage(), "database": {"backend": "external", "url": _dsn()}})
+    warnings = validate_config(stack)
+    assert [w.split(" is plain text")[0] for w in warnings] == [
+        "flywheel:storage.credentials.accessKeyId",
+        "flywheel:storage.credentials.secretAccessKey",
+        "flywheel:database.url",
+    ]
+    _no_canary(*warnings)
+    stack.secret_keys = ["flywheel:database", "flywheel:storage"]
+    assert validate_config(stack) == []
+
+
+def _dsn() -> str:
+    return f"postgres://attic:{CANARY_PASSWORD}@db.example.com:5432/attic"
+
+
+def test_the_cli_render_with_plain_credentials_prints_and_writes_no_canary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitlab = dev_value("gitlab")
+    gitlab["extraVariables"]["DEPLOY_HOOK"] = {"value": CANARY_VARIABLE, "masked": True}
+    stack = stack_with({"storage": _s3_storage(), "database": {"backend": "external", "url": _dsn()}, "gitlab": gitlab})
+    stack_file = _write_stack(tmp_path / "Pulumi.plain.yaml", _stack_document(stack))
+    assert render_tool.render("plain", tmp_path / "out", stack_file) == render_tool.EXIT_OK
+    printed = capsys.readouterr()
+    assert "flywheel: warning: flywheel:storage.credentials.secretAccessKey is plain text" in printed.err
+    _no_canary(printed.out, printed.err, *(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file()))
+
+
+def test_storage_protect_false_renders_with_a_policy_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack = stack_with({"storage": _s3_storage(protect=False)})
+    stack.secret_keys = ["flywheel:storage"]
+    document = _stack_document(stack)
+    document["config"]["flywheel:storage"]["credentials"] = {
+        "accessKeyId": {"secure": "v1:AAAA"},
+        "secretAccessKey": {"secure": "v1:BBBB"},
+    }
+    stack_file = _write_stack(tmp_path / "Pulumi.unprotected.yaml", document)
+    assert render_tool.render("unprotected", tmp_path / "a", stack_file) == render_tool.EXIT_POLICY
+    assert "storage.protect is false" in capsys.readouterr().err
+    lowered = tmp_path / "policy-config.json"
+    lowered.write_text(json.dumps({"storage-private-and-kept": "advisory"}))
+    assert render_tool.render("unprotected", tmp_path / "b", stack_file, lowered) == render_tool.EXIT_OK
+    lowered.write_text(json.dumps({"no-such-policy": "advisory"}))
+    assert render_tool.render("unprotected", tmp_path / "c", stack_file, lowered) == render_tool.EXIT_CONFIG
+    assert "unknown policy name(s) in policy config: no-such-policy" in capsys.readouterr().err
+
+
+# --- render_diff ------------------------------------------------------------------------------------------------
+
+
+def _config_map(stack: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "urn": f"urn:pulumi:{stack}::flywheel::kubernetes:core/v1:ConfigMap::cfg",
+        "type": "kubernetes:core/v1:ConfigMap",
+        "name": "cfg",
+        "inputs": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"a": "b"}}}
+        | ({"data": data} if data else {}),
+        "options": {},
+    }
+
+
+def _render_of(*resources: dict[str, Any], digests: dict[str, Any] | None = None) -> Render:
+    return Render(Path("x"), {r["urn"]: r for r in resources}, {}, [], digests or {})
+
+
+def test_a_kubernetes_name_change_is_a_replacement() -> None:
+    base = _render_of(_config_map("dev", "server-toml-1", {}))
+    head = _render_of(_config_map("dev", "server-toml-2", {}))
+    (change,) = report_from_renders("dev", base, head).changes
+    assert change.op == "replace" and change.replace_reasons == ["metadata.name"]
+    relabel = _config_map("dev", "server-toml-1", {})
+    relabel["inputs"]["metadata"]["labels"] = {"a": "c"}
+    (change,) = report_from_renders("dev", base, _render_of(relabel)).changes
+    assert change.op == "update"
+
+
+def test_two_different_stacks_are_matched_and_flagged() -> None:
+    report = report_from_renders(
+        "dev", _render_of(_config_map("prod", "n", {})), _render_of(_config_map("dev", "n", {}))
+    )
+    assert report.changes == [] and report.counts == {"same": 1}
+    assert "different stacks (base prod, head dev)" in report.notes[0]
+
+
+def test_secret_value_changes_are_listed_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    def digests(dsn: str) -> dict[str, Any]:
+        monitor = RecordingMonitor(FlywheelMocks())
+        run_program("dev", stack_with({"database": {"backend": "external", "url": dsn}}), monitor=monitor)
+        return render_tool.secret_digests(monitor, salt="test-salt")
+
+    old, new = digests(_dsn()), digests(_dsn().replace("db.example.com", "db2.example.com"))
+    urn = next(u for u in new["resources"] if u.endswith("::attic-db-url"))
+    assert old["salt"] == new["salt"] and old["resources"][urn] != new["resources"][urn]
+    _no_canary(json.dumps(old), json.dumps(new))
+    secret = {"urn": urn, "type": "kubernetes:core/v1:Secret", "name": "attic-db-url", "options": {}}
+    secret["inputs"] = {"kind": "Secret", "metadata": {"name": "attic-db-url"}, "stringData": {"uri": "[secret]"}}
+    report = report_from_renders("dev", _render_of(secret, digests=old), _render_of(secret, digests=new))
+    (change,) = report.changes
+    assert change.op == "replace" and [(p.path, p.old, p.new) for p in change.properties] == [
+        ("stringData.uri", "[secret]", "[secret]")
+    ]
+    other_salt = {**new, "salt": "different"}
+    assert (
+        report_from_renders("dev", _render_of(secret, digests=old), _render_of(secret, digests=other_salt)).changes
+        == []
+    )
+
+
+# --- YAML-level fuzzing -----------------------------------------------------------------------------------------
+
+YAML_SCALARS = [
+    "2024-01-01",
+    "2024-01-01T10:00:00Z",
+    "yes",
+    "on",
+    "off",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "0x1f",
+    "017",
+    "0o17",
+    "1e3",
+    "1_000",
+    "1:30",
+    "~",
+    "''",
+    "!!binary aGVsbG8=",
+    "true",
+    "-1",
+    "99999999999999999999",
+    "[]",
+    "{}",
+    "{a: {b: [1, {c: 2024-01-01}]}}",
+    "[1, [2, [3]]]",
+    f"{{secure: v1:{CANARY_TOKEN}}}",
+]
+
+
+def _fuzz_base() -> dict[str, Any]:
+    """The dev stack with canaries in every free-form and secret place, as plain text."""
+    raw = dev_raw()
+    raw["runners"][0]["environment"]["GITHUB_TOKEN"] = CANARY_TOKEN
+    raw["gitlab"]["extraVariables"]["DEPLOY_HOOK"] = {"value": CANARY_VARIABLE, "masked": True}
+    raw["database"] = {"backend": "external", "url": _dsn()}
+    raw["storage"] = _s3_storage()
+    return {"config": {f"flywheel:{k}": v for k, v in raw.items()}}
+
+
+def _leaf_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        found += _leaf_paths(value, (*prefix, key))
+    return found
+
+
+SENTINEL = "FUZZ-SENTINEL-{}"
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=IN_CI,
+    database=None if IN_CI else settings.default.database,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.DataObject) -> None:
+    document = copy.deepcopy(_fuzz_base())
+    raw_texts: dict[str, str] = {}
+    for index in range(data.draw(st.integers(1, 3), label="mutations")):
+        paths = [p for p in _leaf_paths(document["config"]) if p]
+        path = data.draw(st.sampled_from(paths), label="path")
+        parent: Any = document["config"]
+        for part in path[:-1]:
+            parent = parent[part]
+        action = data.draw(st.sampled_from(["scalar", "spoil", "nest-list", "nest-map", "delete"]), label="action")
+        if action == "spoil" and isinstance(parent[path[-1]], str):  # still holds the canary, now invalid
+            parent[path[-1]] = "not valid: " + parent[path[-1]]
+        elif action == "scalar":
+            parent[path[-1]] = SENTINEL.format(index)
+            raw_texts[SENTINEL.format(index)] = data.draw(st.sampled_from(YAML_SCALARS), label="yaml")
+        elif action == "nest-list":
+            parent[path[-1]] = [parent[path[-1]]]
+        elif action == "nest-map":
+            parent[path[-1]] = {"value": parent[path[-1]]}
+        elif isinstance(parent, dict) and len(path) > 1:
+            del parent[path[-1]]
+    text = yaml.safe_dump(document, sort_keys=False, width=1000)
+    for sentinel, raw in raw_texts.items():
+        text = text.replace(sentinel, raw)
+    if data.draw(st.booleans(), label="duplicate a line"):
+        lines = text.splitlines()
+        candidates = [i for i, line in enumerate(lines) if re.match(r"^\s*[A-Za-z][\w:.-]*: \S", line)]
+        if candidates:
+            at = data.draw(st.sampled_from(candidates), label="line")
+            lines.insert(at + 1, lines[at])
+            text = "\n".join(lines) + "\n"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "Pulumi.fuzz.yaml"
+        path.write_text(text)
+        try:
+            warnings = validate_config(read_stack_file(path))
+        except RenderConfigError as err:
+            assert err.problems
+            for problem in err.problems:
+                assert "\n" not in problem and "Traceback" not in problem, problem
+                assert problem.startswith(("flywheel", "gitlab:", str(path))), problem
+            _no_canary(*err.problems)
+            return
+    _no_canary(*warnings)
