@@ -1,8 +1,8 @@
 """The README's "Running it for real" recipe, run as written against a copy of the repository.
 
-The `pulumi` commands run the real Pulumi CLI (v3.274.1, built from the Go module proxy by lab/build/pulumi on
-main; `FLYWHEEL_PULUMI` overrides its path) with a local `file://` backend: `stack init`, `config set [--secret]
-[--path]`, `config rm --path`. What the CLI stores is then handed to the program exactly as the engine would
+The `pulumi` commands run the real Pulumi CLI (v3.274.1, built from the Go module proxy by `make lab`, which
+`make e2e` runs first; `FLYWHEEL_PULUMI` overrides its path) with a local `file://` backend: `stack init`,
+`config set [--secret] [--path]`, `config rm --path`. What the CLI stores is then handed to the program exactly as the engine would
 (`pulumi config --json --show-secrets`: the values and which top-level keys are secret). The same CLI checks
 tools/stack_yaml.py: a stack file must reach the offline render as it reaches the engine.
 """
@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 from components.config import check_platform_config, namespace_values
+from lab.build import by_name
 from tests.conftest import ROOT, require_binary
 from tools.mocks import FlywheelMocks, RecordingMonitor
 from tools.render import RenderConfigError, StackConfig, read_stack_file, run_program, write_output
 
-PULUMI = Path(os.environ.get("FLYWHEEL_PULUMI", "/root/.cache/flywheel-lab/bin/pulumi-3.274.1/pulumi"))
+PULUMI = Path(os.environ.get("FLYWHEEL_PULUMI", str(by_name("pulumi").bin_dir / "pulumi")))
 # The README's placeholder values and the canaries that replace them; none may reach any output.
 CANARIES = {
     "glpat-xxxxxxxxxxxxxxxxxxxx": "glpat-readme-canary-token-5c1e",
