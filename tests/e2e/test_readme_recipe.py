@@ -3,8 +3,8 @@
 The `pulumi` commands run the real Pulumi CLI (v3.274.1, built from the Go module proxy by `make lab`, which
 `make e2e` runs first; `FLYWHEEL_PULUMI` overrides its path) with a local `file://` backend: `stack init`,
 `config set [--secret] [--path]`, `config rm --path`. What the CLI stores is then handed to the program exactly
-as the engine would (`pulumi config --json --show-secrets`: the values and which top-level keys are secret). The same CLI checks
-tools/stack_yaml.py: a stack file must reach the offline render as it reaches the engine.
+as the engine would (`pulumi config --json --show-secrets`: the values and which top-level keys are secret).
+The same CLI checks tools/stack_yaml.py: a stack file must reach the offline render as it reaches the engine.
 """
 
 from __future__ import annotations
