@@ -46,7 +46,9 @@ class Platform(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=config.namespace, labels=standard_labels(config.namespace, "namespace")
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # The database and the cache volumes are retained on delete; deleting their namespace would take them
+            # with it (the namespace controller deletes its contents), so `pulumi destroy` leaves it too.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         self.gitlab_provider = gitlab.Provider(
             "gitlab",

@@ -146,10 +146,12 @@ def test_yaml_types_the_model_does_not_take_get_one_line(tmp_path: Path, old: st
 def test_duplicate_keys_are_an_error_as_in_the_pulumi_cli(tmp_path: Path) -> None:
     text = _dev_text().replace("    cacheName: main\n", "    cacheName: main\n    cacheName: other\n")
     text = text.replace("  flywheel:ciTemplate:", "  flywheel:namespace: again\n  flywheel:ciTemplate:")
+    lines = text.splitlines()
+    first_cache, again = lines.index("    cacheName: main") + 1, lines.index("  flywheel:namespace: again") + 1
     problems = _render_problems(tmp_path, text)
     assert [p.split(": ", 1)[1] for p in problems] == [
-        'line 26: mapping key "cacheName" already defined at line 25',
-        'line 63: mapping key "flywheel:namespace" already defined at line 3',
+        f'line {first_cache + 1}: mapping key "cacheName" already defined at line {first_cache}',
+        f'line {again}: mapping key "flywheel:namespace" already defined at line 3',
     ]
 
 

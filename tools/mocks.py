@@ -162,6 +162,18 @@ class RecordingMonitor(MockMonitor):
         self.mocks: FlywheelMocks = mocks
         self.registrations: list[Registration] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives: a child's type is qualified by its parent's whole qualified type, except under
+        the root stack (pkg/v3 resource/deploy/deployment.go:862-864, v3.274.1). The SDK's mock keeps only the
+        parent's last type, so nested components' URNs did not match a real preview's."""
+        from pulumi.runtime.settings import get_project, get_stack
+
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != "pulumi:pulumi:Stack":
+                type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         from pulumi.runtime import rpc
 
