@@ -107,7 +107,19 @@ class Project:
             timeout=timeout,
             check=False,
         )
-        return CommandResult(command, done.returncode, done.stdout, done.stderr)
+        result = CommandResult(command, done.returncode, done.stdout, done.stderr)
+        self._log(result)
+        return result
+
+    def _log(self, result: CommandResult) -> None:
+        """Every command's output under <workdir>/commands/, numbered, for reading a failed run afterwards."""
+        logs = self.workdir / "commands"
+        logs.mkdir(exist_ok=True)
+        number = len(list(logs.iterdir())) + 1
+        name = "-".join(a for a in result.args[1:3] if a.isidentifier())
+        header = f"$ {' '.join(result.args)}\nexit {result.returncode}\n"
+        body = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        (logs / f"{number:02d}-{name}.txt").write_text(header + body)
 
     def write_stack(self, stack: str, values: dict[str, Any]) -> Path:
         """Write `Pulumi.<stack>.yaml` with `config:` values as the CLI stores them (objects for --path keys)."""
