@@ -23,6 +23,9 @@ from lab.gitlab_api.server import GitLabStandIn
 CNPG_CRDS = ROOT.parent / "shared" / "crds"
 PROVIDERS_BIN = ROOT / "lab" / "providers" / "bin"
 TEMPLATE_PROJECT_ID = 7
+# A second GitLab group and template project for a second deployment in the same lab (tests/e2e/test_ci_jobs.py).
+CI_GROUP = ("acme/ci", 4343)
+CI_TEMPLATE_PROJECT = ("acme/ci/templates", 8)
 
 
 def dev_stack_values() -> dict[str, Any]:
@@ -59,8 +62,8 @@ class Lab:
         gitlab = values["flywheel:gitlab"]
         self.gitlab = seeded(
             self.gitlab_token,
-            {gitlab["groupPath"]: gitlab["groupId"]},
-            {gitlab["templateProject"]: TEMPLATE_PROJECT_ID},
+            {gitlab["groupPath"]: gitlab["groupId"], CI_GROUP[0]: CI_GROUP[1]},
+            {gitlab["templateProject"]: TEMPLATE_PROJECT_ID, CI_TEMPLATE_PROJECT[0]: CI_TEMPLATE_PROJECT[1]},
             record=self.record,
         ).start()
         assert self.control_plane.kubeconfig is not None

@@ -1,0 +1,85 @@
+"""This repository's own `.gitlab-ci.yml` plan and deploy jobs, run as written by gitlab-ci-local's shell executor
+with the real Pulumi CLI (and the lab's plugins) on PATH, against the lab's API server.
+
+The stack is a second deployment beside test_engine.py's: its own state backend, namespace `flywheel-ci` and GitLab
+group, so neither sees the other. Each job runs in its own copy of the repository (`--shell-isolation`): the plan
+reaches deploy only as plan:dev's artifact, and the pack's venv and the project's .venv are what the jobs'
+before_script finds (links committed into the copy, as a runner's cache would restore them).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.e2e.project import PASSPHRASE, Project, policy_venv
+from lab.e2e.session import CI_GROUP, CI_TEMPLATE_PROJECT, Lab
+from tests.test_gitlab_ci_yml import git, gitlab_ci_local, project_copy
+
+NAMESPACE = "flywheel-ci"
+
+
+def ci_stack_values(lab: Lab) -> dict[str, Any]:
+    values = lab.stack_values()
+    values["flywheel:namespace"] = NAMESPACE
+    values["flywheel:gitlab"] = {
+        **values["flywheel:gitlab"],
+        "groupPath": CI_GROUP[0],
+        "groupId": CI_GROUP[1],
+        "templateProject": CI_TEMPLATE_PROJECT[0],
+    }
+    # one CloudNativePG operator per cluster: test_engine.py's stack installs it
+    values["flywheel:database"] = {**values["flywheel:database"], "installOperator": False}
+    return values
+
+
+def test_plan_then_deploy_apply_the_reviewed_plan_with_the_real_cli(lab: Lab, tmp_path: Path) -> None:
+    assert lab.project is not None and lab.kube is not None and lab.control_plane is not None
+    repo = project_copy(tmp_path / "repo")
+    shutil.copytree(lab.project.dir / "policies", repo / "policies", dirs_exist_ok=True, symlinks=True)
+    (repo / "policies" / "venv").unlink(missing_ok=True)
+    (repo / "policies" / "venv").symlink_to(policy_venv())
+    state = tmp_path / "state"
+    cli = Project(tmp_path, lab.project.path_entries, env={"PULUMI_BACKEND_URL": f"file://{state}"})
+    cli.dir = repo
+    cli.state, cli.home = state, tmp_path / "pulumi-home"
+    state.mkdir()
+    cli.home.mkdir()
+    cli.pulumi("stack", "init", "dev").check()
+    stack_file = repo / "Pulumi.dev.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"] = ci_stack_values(lab)
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli.pulumi("config", "set", "--stack", "dev", "--secret", "gitlab:token", lab.gitlab_token).check()
+    (repo / ".gitignore").write_text("build/\n.gitlab-ci-local/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the ci stack")
+
+    variables = {
+        "PULUMI_BACKEND_URL": f"file://{state}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_HOME": str(cli.home),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "KUBECONFIG": str(lab.control_plane.kubeconfig),
+    }
+    args = ["--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source"]
+    args += [item for key, value in variables.items() for item in ("--variable", f"{key}={value}")]
+    path = ":".join(str(p) for p in lab.project.path_entries)
+
+    plan = gitlab_ci_local(repo, *args, "plan:dev", timeout=900, path=Path(path))
+    assert plan.returncode == 0, plan.stdout[-4000:] + plan.stderr[-2000:]
+    artifacts = repo / ".gitlab-ci-local/artifacts/planOgdev/build/plan"
+    assert (artifacts / "dev.json").stat().st_size > 0
+    assert "plan: saved build/plan/dev.json" in plan.stdout
+
+    deploy = gitlab_ci_local(repo, *args, "deploy:dev", timeout=1200, path=Path(path))
+    assert deploy.returncode == 0, deploy.stdout[-4000:] + deploy.stderr[-2000:]
+    assert lab.kube.get("apps/v1", "Deployment", "attic", NAMESPACE) is not None
+    assert lab.kube.get("v1", "Namespace", f"{NAMESPACE}-jobs") is not None
+
+    # the deployed stack is what the plan said: nothing left to change
+    again = cli.pulumi("preview", "--stack", "dev", "--expect-no-changes")
+    assert again.returncode == 0, again.stdout[-3000:]
