@@ -9,10 +9,11 @@ What is real here and what is a stand-in:
   ``nix copy --to http://...`` sends them. It checks a bearer/basic token like Attic does, and can be
   switched into fault modes: ``refuse`` (nothing listens), ``hang`` (accepts TCP, never answers) and
   ``unauthorized`` (401 for everything).
+  It also answers the two Attic API calls the attic client makes before pushing (attic's
+  client/src/api/mod.rs): ``GET /_api/v1/cache-config/<cache>`` and ``POST /_api/v1/get-missing-paths``.
 - ``build_standin_attic_client`` builds a STAND-IN attic client into the store: a shell script
-  (``tools/attic_standin.sh``) implementing ``attic login``, ``attic watch-store`` and ``attic push``
-  on top of ``nix copy``. It is not Attic; it has Attic's command line so the CI bootstrap can be run
-  end to end without network access.
+  (``lab/attic/attic-client.sh``, see lab/attic/README.md) modelled on attic's client source:
+  ``attic login``, ``attic watch-store`` and ``attic push`` on top of ``nix copy``. It is not Attic.
 - ``write_chain`` generates a flake whose package is a chain of N derivations (each depends on the
   previous one), optionally failing at derivation k.
 
@@ -39,13 +40,15 @@ from pathlib import Path
 from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
-STANDIN_SCRIPT = Path(__file__).resolve().parent / "attic_standin.sh"
+STANDIN_SCRIPT = ROOT / "lab" / "attic" / "attic-client.sh"
 EXPERIMENTAL = "experimental-features = nix-command flakes"
 OFFLINE = "substituters ="
 """This machine has no route to cache.nixos.org: without this every fresh narinfo cache costs ~4 s of retries."""
 BUILDER_PATH = "/usr/bin:/bin"
 """PATH inside test derivations (``sandbox = false``: builders use the host's coreutils)."""
 
+CACHE_CONFIG_ROUTE = "/_api/v1/cache-config/"
+MISSING_PATHS_ROUTE = "/_api/v1/get-missing-paths"
 CacheMode = Literal["normal", "refuse", "hang", "unauthorized"]
 CACHE_MODES: tuple[CacheMode, ...] = ("normal", "refuse", "hang", "unauthorized")
 
@@ -417,6 +420,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._authorized():
             self._answer(401, b"unauthorized\n")
             return
+        if self.path.startswith(CACHE_CONFIG_ROUTE):
+            self._cache_config(self.path[len(CACHE_CONFIG_ROUTE) :])
+            return
         target = self._file()
         if target is None or not target.is_file():
             self._answer(404, b"not found\n")
@@ -426,6 +432,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self.do_GET()
+
+    def _cache_config(self, cache: str) -> None:
+        lab = self.server.lab
+        if not (lab.root / cache / "nix-cache-info").is_file():
+            self._answer(404, b'{"code":404,"error":"NoSuchCache","message":"The requested cache does not exist."}')
+            return
+        body = {"upstream_cache_key_names": list(lab.upstream_cache_key_names), "store_dir": "/nix/store"}
+        self._answer(200, json.dumps(body).encode(), "application/json")
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        if not self._authorized():
+            self._answer(401, b"unauthorized\n")
+            return
+        if self.path != MISSING_PATHS_ROUTE:
+            self._answer(404, b"not found\n")
+            return
+        request = json.loads(body)
+        cache_dir = self.server.lab.root / request["cache"]
+        missing = [h for h in request["store_path_hashes"] if not (cache_dir / f"{h}.narinfo").is_file()]
+        self._answer(200, json.dumps({"missing_paths": missing}).encode(), "application/json")
 
     def do_PUT(self) -> None:
         body = self._read_body()
@@ -464,6 +491,7 @@ class LoopbackCache:
     root: Path
     token: str | None = None
     mode: CacheMode = "normal"
+    upstream_cache_key_names: tuple[str, ...] = ("cache.nixos.org-1",)
     port: int = field(default_factory=free_port)
     requests: list[Request] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
