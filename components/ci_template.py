@@ -6,13 +6,18 @@ from ``CiTemplateConfig`` with PyYAML, embedding the real shell files of ``compo
 
 The jobs it defines:
 
-- ``.greedy-attic`` (hidden): ``before_script`` runs attic-bootstrap.sh (Attic as substituter, the attic
-  client substitution-only, ``attic watch-store`` in the background), then includes the substituter
-  settings in the job's ``NIX_CONFIG``; ``after_script`` runs attic-teardown.sh (drain, push the result
-  closure). Neither can fail or noticeably slow the job: both always exit 0 and every step is bounded.
-- ``greedy:nix-build``: extends ``.greedy-attic``, ``needs: []``, builds the ``installable`` input.
+- ``.greedy-attic`` (hidden): ``before_script`` runs attic-bootstrap.sh (probe Attic, the attic client
+  substitution-only, its token in a token-file, ``attic watch-store`` in the background); ``after_script``
+  runs attic-teardown.sh (stop the watcher, push what is new in the store since the bootstrap). Neither can
+  fail or noticeably slow the job: both always exit 0 and every step is bounded. No Nix setting of the job
+  changes: the build's own fetches keep the image's settings.
+- ``greedy:nix-build``: extends ``.greedy-attic``, ``needs: []``: substitutes from Attic (bounded pre-pass),
+  builds the ``installable`` input, then runs the teardown itself (the same container under every executor).
 - ``greedy:bazel-build``: ``needs: []``, checks the cache contract (fails loudly), runs the consumer's
   contract-check command, then the Bazel command.
+
+Every job carries the ``tags`` input (flywheel's pools are tag-only), the ``interruptible`` input and a
+``timeout`` whose script share (``RUNNER_SCRIPT_TIMEOUT``) leaves the teardown its ``RUNNER_AFTER_SCRIPT_TIMEOUT``.
 
 Consumers keep their validation and deploy jobs: deploy ``needs:`` the build jobs and the validation.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_gitlab
@@ -55,15 +61,26 @@ HEREDOC_MARKERS = {
 }
 # Slack on top of the teardown's own bounds (probe kill-after, path-info, process start-up).
 AFTER_SCRIPT_SLACK_SECONDS = 30
+# Part of the job timeout spent before the script (image pull, clone) and after it (artifacts, cleanup).
+JOB_OVERHEAD_SECONDS = 120
 
 
 def teardown_bound_seconds(config: CiTemplateConfig) -> int:
-    """Worst case of attic-teardown.sh: probe + watcher stop + push, each with its kill grace."""
+    """Worst case of attic-teardown.sh: probe + watcher stop (1 s) + push, each with its kill grace."""
     probe = config.connect_timeout_seconds + config.stalled_download_timeout_seconds + 2
-    return probe + config.drain_timeout_seconds + 2 + config.push_timeout_seconds + 2
+    return probe + 1 + config.push_timeout_seconds + 2
 
 
-def _embedded(script: Path, interpreter: str = "bash", on_failure: str | None = None) -> str:
+def after_script_timeout_seconds(config: CiTemplateConfig) -> int:
+    return teardown_bound_seconds(config) + AFTER_SCRIPT_SLACK_SECONDS
+
+
+def script_timeout_seconds(config: CiTemplateConfig) -> int:
+    """GitLab gives after_script time only if script + after_script timeouts fit in the job's timeout."""
+    return config.job_timeout_minutes * 60 - after_script_timeout_seconds(config) - JOB_OVERHEAD_SECONDS
+
+
+def _embedded(script: Path, interpreter: str = "bash", on_failure: str | None = None, prefix: str = "") -> str:
     """A script item running ``script`` in its own ``interpreter`` (the job shell's options and variables stay).
 
     The text travels in a quoted heredoc inside ``$(...)``: nothing in it is expanded, and its stdin is
@@ -75,13 +92,23 @@ def _embedded(script: Path, interpreter: str = "bash", on_failure: str | None = 
         raise ValueError(f"{script.name} contains its own heredoc marker {marker}")
     if "$[[" in text:
         raise ValueError(f"{script.name} contains '$[[', which GitLab would read as an input reference")
-    command = f"{interpreter} -c \"$(cat <<'{marker}'\n{text.rstrip()}\n{marker}\n)\" {script.stem} </dev/null"
+    command = f"{prefix}{interpreter} -c \"$(cat <<'{marker}'\n{text.rstrip()}\n{marker}\n)\" {script.stem} </dev/null"
     return f"{command} || {on_failure}\n" if on_failure else f"{command}\n"
 
 
 def _inputs(config: CiTemplateConfig) -> dict[str, Any]:
     return {
         "stage": {"default": DEFAULT_STAGE, "description": "Stage of the build jobs (they start at once: needs: [])."},
+        "tags": {
+            "type": "array",
+            "default": list(config.tags),
+            "description": "Runner tags of every job (flywheel's runners take tagged jobs only).",
+        },
+        "interruptible": {
+            "type": "boolean",
+            "default": True,
+            "description": "Let GitLab cancel the build jobs when a newer pipeline starts on the same ref.",
+        },
         "installable": {
             "default": DEFAULT_INSTALLABLE,
             "description": "Nix installable greedy:nix-build builds, e.g. .#default or .#checks.x86_64-linux.all.",
@@ -113,6 +140,11 @@ def _enabled_by(input_name: str) -> list[dict[str, str]]:
 
 
 def _jobs(config: CiTemplateConfig) -> dict[str, Any]:
+    job_settings = {
+        "tags": "$[[ inputs.tags ]]",
+        "interruptible": "$[[ inputs.interruptible ]]",
+        "timeout": f"{config.job_timeout_minutes} minutes",
+    }
     attic_variables = {
         "GREEDY_ATTIC_STATE_DIR": STATE_DIR,
         "GREEDY_ATTIC_CLIENT_REF": "$[[ inputs.attic-client-ref ]]",
@@ -120,22 +152,20 @@ def _jobs(config: CiTemplateConfig) -> dict[str, Any]:
         "GREEDY_ATTIC_CONNECT_TIMEOUT": str(config.connect_timeout_seconds),
         "GREEDY_ATTIC_STALLED_DOWNLOAD_TIMEOUT": str(config.stalled_download_timeout_seconds),
         "GREEDY_ATTIC_CLIENT_FETCH_TIMEOUT": str(config.client_fetch_timeout_seconds),
-        "GREEDY_ATTIC_DRAIN_TIMEOUT": str(config.drain_timeout_seconds),
+        "GREEDY_ATTIC_SUBSTITUTE_TIMEOUT": str(config.substitute_timeout_seconds),
         "GREEDY_ATTIC_PUSH_TIMEOUT": str(config.push_timeout_seconds),
-        # GitLab Runner stops after_script at 5 minutes unless told otherwise; the teardown is bounded below it.
-        "RUNNER_AFTER_SCRIPT_TIMEOUT": f"{teardown_bound_seconds(config) + AFTER_SCRIPT_SLACK_SECONDS}s",
+        # GitLab runs after_script only if both fit in the job timeout; the teardown reads its share at run time.
+        "RUNNER_SCRIPT_TIMEOUT": f"{script_timeout_seconds(config)}s",
+        "RUNNER_AFTER_SCRIPT_TIMEOUT": f"{after_script_timeout_seconds(config)}s",
     }
-    include_substituter = (
-        'NIX_CONFIG="${NIX_CONFIG:-}\n!include ${GREEDY_ATTIC_STATE_DIR}/nix.conf"\nexport NIX_CONFIG\n'
-    )
     greedy_attic = {
+        **job_settings,
         "variables": attic_variables,
         "before_script": [
             _embedded(
                 BOOTSTRAP,
                 on_failure='echo "greedy-attic: the bootstrap failed unexpectedly; the build goes on unpublished"',
             ),
-            include_substituter,
         ],
         "after_script": [_embedded(TEARDOWN, on_failure='echo "greedy-attic: the teardown failed unexpectedly"')],
     }
@@ -145,9 +175,20 @@ def _jobs(config: CiTemplateConfig) -> dict[str, Any]:
         "needs": [],
         "rules": _enabled_by("nix-build"),
         "variables": {"GREEDY_NIX_INSTALLABLE": "$[[ inputs.installable ]]"},
-        "script": [_embedded(NIX_BUILD)],
+        # The build's exit code is kept while the teardown publishes in the build's own container.
+        "script": [
+            "greedy_build_exit=0",
+            _embedded(NIX_BUILD, on_failure="greedy_build_exit=$?"),
+            _embedded(
+                TEARDOWN,
+                prefix="GREEDY_ATTIC_PHASE=script ",
+                on_failure='echo "greedy-attic: the teardown failed unexpectedly"',
+            ),
+            'exit "$greedy_build_exit"',
+        ],
     }
     bazel_build = {
+        **job_settings,
         "stage": "$[[ inputs.stage ]]",
         "needs": [],
         "rules": _enabled_by("bazel-build"),
@@ -183,10 +224,22 @@ def render_component(config: CiTemplateConfig) -> str:
     return header + yaml.dump_all(documents, Dumper=_ComponentDumper, sort_keys=False, width=120, explicit_start=False)
 
 
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def component_reference(gitlab_config: GitlabConfig) -> str:
-    """What consumers write after ``include: - component:`` (without ``@<ref>``)."""
-    host = gitlab_config.url.split("://", 1)[-1].rstrip("/")
-    return f"{host}/{gitlab_config.template_project}/{COMPONENT_NAME}"
+    """What consumers write after ``include: - component:`` (without ``@<version>``).
+
+    GitLab matches the address against its component FQDN: host, a non-default port, and the relative URL
+    root of an instance served under a sub-path (``https://example.com/gitlab`` -> ``example.com/gitlab``).
+    """
+    url = urlsplit(gitlab_config.url)
+    host = (url.hostname or "").lower()
+    if url.port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
+        host = f"{host}:{url.port}"
+    return "/".join(
+        part for part in (host, url.path.strip("/"), gitlab_config.template_project, COMPONENT_NAME) if part
+    )
 
 
 def rendered_files(config: CiTemplateConfig) -> dict[str, str]:

@@ -31,7 +31,7 @@ from tests.conftest import ROOT, dev_stack, dev_value, require_tool
 from tools.render import RenderResult, evaluate_policies
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ci"
-STANDIN = ROOT / "tools" / "attic_standin.sh"
+STANDIN = ROOT / "lab" / "attic" / "attic-client.sh"
 CUSTOM = CiTemplateConfig(
     attic_client_ref="github:acme/nix-tools/v2#attic",
     fallback_client_ref=".#packages.x86_64-linux.attic",

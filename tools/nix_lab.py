@@ -293,19 +293,22 @@ class JobRun:
     bootstrap: Step
     build: Step
     teardown: Step
+    """The teardown at the end of the script (the template runs it after the build, in the same shell)."""
+    after_script: Step
+    """The teardown again, as after_script (a no-op once the script's teardown published)."""
     state: Path
 
     @property
     def overhead(self) -> float:
-        """Seconds the greedy machinery added around the build (bootstrap + teardown)."""
-        return self.bootstrap.seconds + self.teardown.seconds
+        """Seconds the greedy machinery added around the build (bootstrap + teardowns)."""
+        return self.bootstrap.seconds + self.teardown.seconds + self.after_script.seconds
 
     @property
     def log(self) -> str:
-        return "\n".join((self.bootstrap.output, self.build.output, self.teardown.output))
+        return "\n".join((self.bootstrap.output, self.build.output, self.teardown.output, self.after_script.output))
 
     def state_files_text(self) -> str:
-        """Every readable file the job left in its state directory (logs, status, nix.conf)."""
+        """Every readable file the job left in its state directory (logs, status)."""
         texts = []
         for path in sorted(self.state.rglob("*")):
             if path.is_file() and not path.is_symlink():
@@ -325,23 +328,19 @@ def _step(command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: fl
 def run_greedy_job(
     installable: str, env: Mapping[str, str], state: Path, project: Path, timeout: float = 300
 ) -> JobRun:
-    """Run a job the way ``greedy:nix-build`` does: before_script, script, after_script.
+    """Run a job the way ``greedy:nix-build`` does: before_script, script (build, teardown), after_script.
 
-    The bootstrap, build and teardown are the real ``components/templates/*.sh`` run by bash; the
-    build sees the substituter settings through ``NIX_CONFIG``'s ``!include`` as in the template.
-    ``env`` carries the job's variables (ATTIC_*, GREEDY_ATTIC_*), ``project`` plays CI_PROJECT_DIR.
+    The bootstrap, build and teardown are the real ``components/templates/*.sh`` run by bash, with the
+    variables the template sets. ``env`` carries the job's variables (ATTIC_*, GREEDY_ATTIC_*), ``project``
+    plays CI_PROJECT_DIR.
     """
     project.mkdir(parents=True, exist_ok=True)
     job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
     bootstrap = _step(["bash", str(BOOTSTRAP_SCRIPT)], job_env, project, timeout)
-    build_env = {
-        **job_env,
-        "NIX_CONFIG": f"{job_env.get('NIX_CONFIG', '')}\n!include {state}/nix.conf",
-        "GREEDY_NIX_INSTALLABLE": installable,
-    }
-    build = _step(["bash", str(NIX_BUILD_SCRIPT)], build_env, project, timeout)
-    teardown = _step(["bash", str(TEARDOWN_SCRIPT)], job_env, project, timeout)
-    return JobRun(bootstrap, build, teardown, state)
+    build = _step(["bash", str(NIX_BUILD_SCRIPT)], {**job_env, "GREEDY_NIX_INSTALLABLE": installable}, project, timeout)
+    teardown = _step(["bash", str(TEARDOWN_SCRIPT)], {**job_env, "GREEDY_ATTIC_PHASE": "script"}, project, timeout)
+    after_script = _step(["bash", str(TEARDOWN_SCRIPT)], job_env, project, timeout)
+    return JobRun(bootstrap, build, teardown, after_script, state)
 
 
 # --- the loopback binary cache ----------------------------------------------------------------------
