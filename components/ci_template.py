@@ -24,6 +24,7 @@ Consumers keep their validation and deploy jobs: deploy ``needs:`` the build job
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +43,8 @@ CONTRACT_CHECK = TEMPLATES / "cache-contract-check.sh"
 COMPONENT_NAME = "greedy-build"
 COMPONENT_FILE = f"templates/{COMPONENT_NAME}.yml"
 """Path of the component inside the template project (GitLab looks for components under templates/)."""
+README_FILE = "README.md"
+"""The template project's README at its root (the CI/CD catalog shows it; it needs one to publish)."""
 RENDERED_PREFIX = "ci-template"
 
 DEFAULT_STAGE = "build"
@@ -242,10 +245,57 @@ def component_reference(gitlab_config: GitlabConfig) -> str:
     )
 
 
-def rendered_files(config: CiTemplateConfig) -> dict[str, str]:
-    """Files to show in the offline render: the component, and the shell it embeds (for review)."""
+def component_version(gitlab_config: GitlabConfig, config: CiTemplateConfig) -> str:
+    """What consumers pin after ``@``: the release, or the branch when releases are off."""
+    return config.release_version or gitlab_config.template_ref
+
+
+def render_readme(gitlab_config: GitlabConfig, config: CiTemplateConfig) -> str:
+    """The template project's README: how to include the component, and its inputs with their defaults."""
+    inputs = _inputs(config)
+    version = component_version(gitlab_config, config)
+    address = component_reference(gitlab_config).split("/", 1)[1]
+    rows = [
+        f"| `{name}` | {spec.get('type', 'string')} | `{json.dumps(spec['default'])}` | {spec['description']} |"
+        for name, spec in inputs.items()
+    ]
+    usage = yaml.safe_dump(
+        {
+            "include": [{"component": f"$CI_SERVER_FQDN/{address}@{version}", "inputs": {"installable": ".#default"}}],
+            "deploy": {"needs": [{"job": "greedy:nix-build", "optional": True}, "validate"]},
+        },
+        sort_keys=False,
+    )
+    lines = [
+        f"# {COMPONENT_NAME}",
+        "",
+        "The greedy build CI/CD component, rendered and released by flywheel: build jobs start at once",
+        "(`needs: []`) and push every store path they build to the Attic cache while they run.",
+        "Do not edit this project by hand: the next `pulumi up` overwrites it.",
+        "",
+        "```yaml",
+        usage.rstrip(),
+        "```",
+        "",
+        f"Pin a release (`@{version}`); `~latest` works once the project is published in the CI/CD catalog.",
+        "A deploy job that `needs:` a build job a toggle can switch off marks that need `optional: true`.",
+        "Works on the Kubernetes and shell executors; on Docker's, after_script runs in a new container, so only",
+        "the push at the end of the script publishes (a cancelled or timed-out job keeps what the watcher pushed).",
+        "",
+        "| input | type | default | description |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def rendered_files(config: CiTemplateConfig, gitlab_config: GitlabConfig | None = None) -> dict[str, str]:
+    """Files to show in the offline render: the component, its README, and the shell it embeds (for review)."""
+    readme = {f"{RENDERED_PREFIX}/{README_FILE}": render_readme(gitlab_config, config)} if gitlab_config else {}
     return {
         f"{RENDERED_PREFIX}/{COMPONENT_FILE}": render_component(config),
+        **readme,
         f"{RENDERED_PREFIX}/{BOOTSTRAP.name}": BOOTSTRAP.read_text(),
         f"{RENDERED_PREFIX}/{TEARDOWN.name}": TEARDOWN.read_text(),
         f"{RENDERED_PREFIX}/{CONTRACT_CHECK.name}": CONTRACT_CHECK.read_text(),
@@ -264,19 +314,36 @@ class GreedyCiTemplate(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("flywheel:index:GreedyCiTemplate", name, None, opts)
-        self.rendered_files: dict[str, pulumi.Input[str]] = dict(rendered_files(template))
-        content = self.rendered_files[f"{RENDERED_PREFIX}/{COMPONENT_FILE}"]
-        self.component_file = pulumi_gitlab.RepositoryFile(
-            f"{name}-{COMPONENT_NAME}",
-            project=gitlab.template_project,
-            branch=gitlab.template_ref,
-            file_path=COMPONENT_FILE,
-            content=content,
-            encoding="text",
-            commit_message="flywheel: update the greedy build CI/CD component",
-            overwrite_on_create=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.component = f"{component_reference(gitlab)}@{gitlab.template_ref}"
+        self.rendered_files: dict[str, pulumi.Input[str]] = dict(rendered_files(template, gitlab))
+        files = []
+        for resource_name, file_path in ((COMPONENT_NAME, COMPONENT_FILE), ("readme", README_FILE)):
+            files.append(
+                pulumi_gitlab.RepositoryFile(
+                    f"{name}-{resource_name}",
+                    project=gitlab.template_project,
+                    branch=gitlab.template_ref,
+                    file_path=file_path,
+                    content=self.rendered_files[f"{RENDERED_PREFIX}/{file_path}"],
+                    encoding="text",
+                    commit_message=f"flywheel: update {file_path} of the greedy build CI/CD component",
+                    overwrite_on_create=True,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        self.component_file, self.readme_file = files
+        self.release: pulumi_gitlab.Release | None = None
+        if template.release_version:
+            # Tagged from the branch once both files are committed; kept in GitLab when the version moves on,
+            # so consumers pinned to an older release keep it.
+            self.release = pulumi_gitlab.Release(
+                f"{name}-release",
+                project=gitlab.template_project,
+                tag_name=template.release_version,
+                ref=gitlab.template_ref,
+                name=f"{COMPONENT_NAME} {template.release_version}",
+                description=f"Greedy build CI/CD component {template.release_version}, released by flywheel.",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=files, retain_on_delete=True),
+            )
+        self.component = f"{component_reference(gitlab)}@{component_version(gitlab, template)}"
         """The ``include: component:`` value consumers use."""
         self.register_outputs({"component": self.component, "file_path": COMPONENT_FILE})

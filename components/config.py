@@ -452,6 +452,12 @@ class CiTemplateConfig(Model):
     fallback_client_ref: str = Field(
         ".#attic-client", min_length=1, description="Second ref, tried with the Attic cache as a substituter."
     )
+    release_version: str | None = Field(
+        "1.0.0",
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="Release (tag) of the template project consumers pin (`@1.0.0`); bump it to publish a change. "
+        "null: no release, consumers follow `gitlab.templateRef`.",
+    )
     tags: list[str] = Field(
         default_factory=lambda: ["flywheel"],
         min_length=1,

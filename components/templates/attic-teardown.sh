@@ -91,7 +91,7 @@ if [ -n "$watcher" ] && alive "$watcher"; then
     sleep 0.05
   done
   alive "$watcher" && kill -KILL "$watcher" 2>/dev/null
-  uploaded=$(grep -c '^✅' "$state/watch-store.log" 2>/dev/null)
+  uploaded=$(grep -cE '^[^ ]+ /nix/store/[^ :]+ \(' "$state/watch-store.log" 2>/dev/null) # "<ok> PATH (speed)"
   log "attic watch-store stopped; ${uploaded:-0} paths uploaded by it"
 elif [ -n "$watcher" ]; then
   log "attic watch-store had already exited; last line of its log: $(grep -v '^\s*$' "$state/watch-store.log" 2>/dev/null | tail -n 1 | cut -c 1-240)"
@@ -123,7 +123,7 @@ else
     XDG_CONFIG_HOME="$state/config" timeout --kill-after=2 "$push_timeout" "$client" push \
       "$server_name:$ATTIC_CACHE" "${new_paths[@]}" >"$state/push.log" 2>&1 </dev/null
     code=$?
-    summary=$(grep -E '^(✅ All done|⚙️ Pushing)' "$state/push.log" | tail -n 1 | cut -c 1-240)
+    summary=$(grep -E 'All done|Pushing [0-9]+ paths' "$state/push.log" | tail -n 1 | cut -c 1-240)
     if [ "$code" -eq 0 ]; then
       log "pushed what the watcher had not of ${#new_paths[@]} new paths in $((SECONDS - started)) s: ${summary:-no summary}"
     elif [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
