@@ -138,12 +138,13 @@ if [ "${#missing[@]}" -eq 0 ]; then
     printf 'machine %s login ci password %s\n' "$host" "$ATTIC_TOKEN" >>"$state/netrc"
   fi
   # A fresh narinfo cache for the probe: Nix would otherwise answer from its disk cache.
-  probe_started=$SECONDS
+  probe_started=$SECONDS probe_clock=${EPOCHREALTIME//[.,]/}
   if probe_error=$(XDG_CACHE_HOME="$state/probe-cache" timeout --kill-after=2 $((connect_timeout + stalled_timeout)) \
     nix store ping --store "$substituter" "${bounded[@]}" --option netrc-file "$state/netrc" 2>&1 >/dev/null); then
     attic_usable=true
     printf '%s %s\n' "$substituter" "$ATTIC_PUBLIC_KEY" >"$state/substituter"
-    log "Attic cache $substituter answers: the build substitutes from it first"
+    probe_ms=$(((${EPOCHREALTIME//[.,]/} - probe_clock) / 1000))
+    log "Attic cache $substituter answers (probe ${probe_ms} ms): the build substitutes from it first"
   else
     attic_problem="Attic at $substituter does not answer ($(printf '%s\n' "$probe_error" | first_line), after $((SECONDS - probe_started)) s)"
     log "$attic_problem"
