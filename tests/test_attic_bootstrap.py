@@ -235,7 +235,12 @@ def test_token_reaches_the_client_through_a_token_file_never_argv(lab: Lab) -> N
         assert lab.token not in Path(f"/proc/{watcher}/cmdline").read_text(errors="replace")
         assert "ATTIC_LOGIN_TOKEN" not in nix_lab.BOOTSTRAP_SCRIPT.read_text()
         # the watcher authenticated with the token from the file: its cache-config request was answered
-        assert any(r.path == f"/_api/v1/cache-config/{CACHE}" and r.status == 200 for r in lab.attic.requests)
+        wanted = f"/_api/v1/cache-config/{CACHE}"
+        for _ in range(50):
+            if any(r.path == wanted and r.status == 200 for r in lab.attic.requests):
+                break
+            time.sleep(0.1)
+        assert any(r.path == wanted and r.status == 200 for r in lab.attic.requests), lab.attic.requests
     finally:
         subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True)
     assert not (state / "token").exists()

@@ -9,7 +9,6 @@
 #   probe of the Attic endpoint   <= CONNECT_TIMEOUT + STALLED_DOWNLOAD_TIMEOUT + 2 s (a refusal or a
 #                                    401 answers at once; an unusable endpoint skips everything below)
 #   client fetch, per ref (2)     <= CLIENT_FETCH_TIMEOUT + 2 s (an offline github: ref fails at once)
-#   watcher start                 <= 2 s (until it says it watches, or exits)
 # The short timeouts are options of those commands only, never of the job.
 #
 # The token reaches the client as a file (the client config's `token-file`, attic client/src/config.rs) and
@@ -28,8 +27,8 @@
 #   netrc               the image's netrc plus Attic's line (for the commands here and the pre-pass only)
 #   attic-client        out-link (GC root) of the fetched client
 #   config/attic/, token   the client's config and its token-file, removed by the teardown
-#   store-before        the valid store paths at the start (the teardown pushes what is new since)
-#   watch-store.pid, watch-store.log, host
+#   store-before        the store's entries at the start (the teardown pushes what is new since)
+#   watch-store.pid, watch-store.log, host (which container the teardown must run in)
 #   status              one line: "publishing", "pull-only: <reason>" or "skipped: <reason>"
 set +x
 set -uo pipefail
@@ -83,15 +82,6 @@ access-tokens = github.com=${GITHUB_TOKEN}" "$@"
 
 first_line() { head -n 1 | cut -c 1-240; }
 
-# Alive and not a zombie.
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
-
 if ! mkdir -p "$state" 2>/dev/null || [ ! -O "$state" ] || ! chmod 700 "$state"; then
   log "cache publication skipped: cannot create a private state directory at $state"
   exit 0
@@ -126,7 +116,13 @@ if [ "${#missing[@]}" -eq 0 ]; then
   host=${host%%/*}
   host=${host%:*}
   # The image's own netrc stays in force for everything; this copy adds Attic's line for our commands only.
-  image_netrc=$(nix "${nix_features[@]}" show-config 2>/dev/null | sed -n 's/^netrc-file = //p')
+  # Nix's netrc-file: the last setting of nix.conf, the user's nix.conf or NIX_CONFIG, else its default.
+  image_netrc="${NIX_CONF_DIR:-/etc/nix}/netrc"
+  for setting in "$(cat "${NIX_CONF_DIR:-/etc/nix}/nix.conf" 2>/dev/null)" \
+    "$(cat "${XDG_CONFIG_HOME:-${HOME:-/}/.config}/nix/nix.conf" 2>/dev/null)" "${NIX_CONFIG:-}"; do
+    value=$(printf '%s\n' "$setting" | sed -n 's/^[[:space:]]*netrc-file[[:space:]]*=[[:space:]]*//p' | tail -n 1)
+    [ -z "$value" ] || image_netrc=$value
+  done
   if [ -r "${image_netrc:-/nonexistent}" ]; then
     cat "$image_netrc" >"$state/netrc"
     printf '\n' >>"$state/netrc"
@@ -200,25 +196,15 @@ printf '%s\n' "$ATTIC_TOKEN" >"$state/token"
 printf 'default-server = "%s"\n\n[servers.%s]\nendpoint = "%s"\ntoken-file = "%s"\n' \
   "$server_name" "$server_name" "$ATTIC_SERVER" "$state/token" >"$XDG_CONFIG_HOME/attic/config.toml"
 
-# What is valid now; the teardown pushes whatever became valid after this (attic push skips what Attic has).
-nix "${nix_features[@]}" path-info --all >"$state/store-before" 2>/dev/null || : >"$state/store-before"
+# What is in the store now; the teardown pushes whatever valid path appears after this (attic push skips what
+# Attic has). A directory listing: no Nix process on the job's critical path.
+find /nix/store -mindepth 1 -maxdepth 1 -printf '%f\n' >"$state/store-before" 2>/dev/null || : >"$state/store-before"
 
 "$client" watch-store "$server_name:$ATTIC_CACHE" >"$state/watch-store.log" 2>&1 </dev/null &
 watcher=$!
 printf '%s\n' "$watcher" >"$state/watch-store.pid"
-# The client prints its banner once the server confirmed the cache (watch_store.rs): wait for that or its exit.
-for _ in $(seq 40); do
-  grep -q 'Pushing new store paths' "$state/watch-store.log" 2>/dev/null && break
-  alive "$watcher" || break
-  sleep 0.05
-done
-if ! alive "$watcher"; then
-  wait "$watcher"
-  code=$?
-  reason=$(grep -v '^\s*$' "$state/watch-store.log" | tail -n 1 | cut -c 1-240)
-  log "attic watch-store exited at once (exit $code: ${reason:-no output}); the teardown still pushes what the build adds"
-else
-  log "publishing: attic watch-store (pid $watcher) pushes finished store paths to $ATTIC_CACHE; log: $state/watch-store.log"
-fi
+# Not waited for: a watcher that fails (say, the server refuses the token) is reported by the teardown, which
+# pushes the job's new paths either way.
+log "publishing: attic watch-store (pid $watcher) pushes finished store paths to $ATTIC_CACHE; log: $state/watch-store.log"
 printf 'publishing\n' >"$state/status"
 exit 0

@@ -97,26 +97,32 @@ elif [ -n "$watcher" ]; then
   log "attic watch-store had already exited; last line of its log: $(grep -v '^\s*$' "$state/watch-store.log" 2>/dev/null | tail -n 1 | cut -c 1-240)"
 fi
 
-# --- the endpoint: if it does not answer, nothing can be pushed ----------------------------------------
-substituter="${ATTIC_SERVER%/}/${ATTIC_CACHE}"
-if ! XDG_CACHE_HOME="$state/probe-cache" timeout --kill-after=2 $((connect_timeout + stalled_timeout)) nix \
-  "${nix_features[@]}" store ping --store "$substituter" --option download-attempts 1 \
-  --option connect-timeout "$connect_timeout" --option stalled-download-timeout "$stalled_timeout" \
-  --option netrc-file "$state/netrc" >/dev/null 2>&1; then
-  rm -rf "$state/probe-cache"
-  log "Attic at $substituter does not answer now: nothing pushed at the end (what the watcher uploaded stays)"
-  forget_login
-  printf 'published: Attic did not answer\n' >"$state/status"
-  exit 0
+# --- what appeared in the store since the bootstrap: valid paths, minus what watch-store skips too --------
+mapfile -t candidates < <(find /nix/store -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort | comm -13 <(sort "$state/store-before" 2>/dev/null) - |
+  grep -vE '(\.drv|-source|\.lock|\.chroot|\.check)$' | sed 's|^|/nix/store/|')
+new_paths=()
+if [ "${#candidates[@]}" -gt 0 ]; then
+  # a path still being built or cut short by a cancellation is not valid: attic push would refuse it
+  declare -A invalid=()
+  while read -r path; do invalid[$path]=1; done < <(nix-store --check-validity --print-invalid "${candidates[@]}" 2>/dev/null)
+  for path in "${candidates[@]}"; do [ -n "${invalid[$path]:-}" ] || new_paths+=("$path"); done
 fi
-rm -rf "$state/probe-cache"
-
-# --- push what became valid since the bootstrap (the client asks Attic which of them it lacks) -----------
-mapfile -t new_paths < <(nix "${nix_features[@]}" path-info --all 2>/dev/null | sort |
-  comm -13 <(sort "$state/store-before" 2>/dev/null) - | grep -vE '(\.drv|-source)$')
 if [ "${#new_paths[@]}" -eq 0 ]; then
   log "nothing new in the store since the bootstrap"
 else
+  # the push (attic push asks Attic which of them it lacks); first, does the endpoint answer at all?
+  substituter="${ATTIC_SERVER%/}/${ATTIC_CACHE}"
+  if ! XDG_CACHE_HOME="$state/probe-cache" timeout --kill-after=2 $((connect_timeout + stalled_timeout)) nix \
+    "${nix_features[@]}" store ping --store "$substituter" --option download-attempts 1 \
+    --option connect-timeout "$connect_timeout" --option stalled-download-timeout "$stalled_timeout" \
+    --option netrc-file "$state/netrc" >/dev/null 2>&1; then
+    rm -rf "$state/probe-cache"
+    log "Attic at $substituter does not answer now: nothing pushed at the end (what the watcher uploaded stays)"
+    forget_login
+    printf 'published: Attic did not answer\n' >"$state/status"
+    exit 0
+  fi
+  rm -rf "$state/probe-cache"
   if [ "$push_timeout" -lt 1 ]; then
     log "no time left to push ${#new_paths[@]} new paths (RUNNER_AFTER_SCRIPT_TIMEOUT=${RUNNER_AFTER_SCRIPT_TIMEOUT:-5m})"
   else

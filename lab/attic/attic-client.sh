@@ -303,7 +303,8 @@ cmd_watch_store() {
       wait -n
       running=$((running - 1))
     done
-    sleep 0.25
+    sleep 0.25 &
+    wait $! # interruptible, so SIGTERM ends the process at once, as it ends the real one
   done
 }
 
