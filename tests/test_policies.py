@@ -85,7 +85,9 @@ def edit_server_toml(resources: Resources, edit: Callable[[dict[str, Any]], None
 def template_file(resources: Resources) -> dict[str, Any]:
     return one(
         resources,
-        lambda r: r["type"] == "gitlab:index/repositoryFile:RepositoryFile" and r["inputs"]["filePath"].endswith(".yml"),
+        lambda r: (
+            r["type"] == "gitlab:index/repositoryFile:RepositoryFile" and r["inputs"]["filePath"].endswith(".yml")
+        ),
     )
 
 

@@ -24,7 +24,7 @@ set -uo pipefail
 
 export PATH="@nixBin@:$PATH"
 signing_key_file="@signingKeyFile@"
-# client/src/config.rs@07147da7:182-186 get_config_path: $XDG_CONFIG_HOME/attic/config.toml (xdg crate).
+# client/src/config.rs@07147da7:221-226 get_config_path: $XDG_CONFIG_HOME/attic/config.toml (xdg crate).
 config_file="${XDG_CONFIG_HOME:-$HOME/.config}/attic/config.toml"
 nix_flags=(--extra-experimental-features nix-command)
 fault=${STANDIN_ATTIC_FAULT:-}
@@ -36,14 +36,14 @@ die() {
 }
 
 # --- client/src/config.rs@07147da7 ------------------------------------------------------------------
-# ConfigData: `default-server` and `[servers.NAME]` (lines 39-48); ServerConfig: `endpoint` plus a token
+# ConfigData: `default-server` and `[servers.NAME]` (lines 39-49); ServerConfig: `endpoint` plus a token
 # flattened from ServerTokenConfig, untagged: `token = "..."` (Raw) or `token-file = "..."` (File), the file
-# read and trimmed (lines 51-83). This reader handles one-line `key = "value"` TOML, as the client writes it.
+# read and trimmed (lines 51-88). This reader handles one-line `key = "value"` TOML, as the client writes it.
 toml_value() { # section key
   sed -n "/^\[$1\]\$/,/^\[/{s/^$2 = \"\\(.*\\)\"\$/\\1/p}" "$config_file" | head -n 1
 }
 
-default_server() { # config.rs:144-158: the default-server, else the first server, else an error
+default_server() { # config.rs:163-177: the default-server, else the first server, else an error
   local name
   name=$(sed -n 's/^default-server = "\(.*\)"$/\1/p' "$config_file" | head -n 1)
   if [ -z "$name" ]; then
@@ -54,7 +54,7 @@ default_server() { # config.rs:144-158: the default-server, else the first serve
 }
 
 server="" cache="" endpoint="" token=""
-resolve_cache() { # [NAME:]CACHE (config.rs:160-177 resolve_cache)
+resolve_cache() { # [NAME:]CACHE (config.rs:179-196 resolve_cache)
   [ -f "$config_file" ] || die "No servers are available."
   if [[ $1 == *:* ]]; then
     server=${1%%:*} cache=${1#*:}
@@ -68,7 +68,8 @@ resolve_cache() { # [NAME:]CACHE (config.rs:160-177 resolve_cache)
   token_file=$(toml_value "servers\\.$server" token-file)
   if [ -z "$token" ] && [ -n "$token_file" ]; then
     token=$(<"$token_file") || die "Failed to read token from $token_file"
-    token=$(printf '%s' "$token" | tr -d '[:space:]') # config.rs:76 `.trim()`
+    token="${token#"${token%%[![:space:]]*}"}" # config.rs:84 `.trim()`
+    token="${token%"${token##*[![:space:]]}"}"
   fi
 }
 
@@ -158,8 +159,8 @@ upload() { # path
 # --- commands ------------------------------------------------------------------------------------------
 
 # client/src/command/login.rs@d6c4d883:8-23: NAME ENDPOINT [TOKEN] [--set-default], positional only (no
-# env fallback); lines 25-55: overwrite or add the server (token only if given), default if --set-default or
-# the only server. The config is written back with mode 0600 (config.rs:102-126). This stand-in keeps one
+# env fallback; a later main, 05c39b63, adds `env = "ATTIC_LOGIN_TOKEN"`); lines 25-57: overwrite or add the server (token only if given), default if --set-default or
+# the only server. The config is written back with mode 0600 (config.rs:114-138). This stand-in keeps one
 # server per file (the template logs into one).
 cmd_login() {
   local name="" url="" given="" set_default=false arg
