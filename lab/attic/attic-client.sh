@@ -123,11 +123,14 @@ plan() { # paths...
   done < <(nix "${nix_flags[@]}" path-info --sigs "${closure[@]}" | sed 's/^\(\S*\)\s*\S*\s*/\1 /')
   [ "${#kept[@]}" -gt 0 ] || return 0
   local hashes missing
-  hashes=$(printf '%s\n' "${kept[@]}" | sed 's|^/nix/store/\([^-]*\)-.*|\1|' | jq -R . | jq -sc .)
+  hashes=$(printf '%s\n' "${kept[@]}" | sed 's|^/nix/store/\([^-]*\)-.*|\1|' | jq -Rsc 'split("\n") | map(select(. != ""))')
   missing=$(api POST _api/v1/get-missing-paths "{\"cache\":\"$cache\",\"store_path_hashes\":$hashes}") || exit 1
-  local wanted=0
+  local wanted=0 hash
+  declare -A absent=()
+  while read -r hash; do absent[$hash]=1; done < <(printf '%s' "$missing" | jq -r '.missing_paths[]')
   for path in "${kept[@]}"; do
-    if printf '%s' "$missing" | jq -e --arg h "$(basename "$path" | cut -d- -f1)" '.missing_paths | index($h)' >/dev/null; then
+    hash=${path#/nix/store/}
+    if [ -n "${absent[${hash%%-*}]:-}" ]; then
       printf '%s\n' "$path"
       wanted=$((wanted + 1))
     fi
