@@ -188,8 +188,10 @@ def _watcher_pid(run: JobRun) -> int:
 
 
 def test_client_is_substituted_and_each_derivation_reaches_the_cache_during_the_build(lab: Lab) -> None:
-    # 3 s per link: the watcher's batch (2 s after the last new path) fires between two links.
-    chain = nix_lab.write_chain(lab.tmp / "chain", 4, seconds=3.0)
+    # The watcher plans a batch 2 s after the last new path, or at most 10 s after the batch began (attic's
+    # PushSession); other tests fill the shared store all the time, so only the 10 s cap is sure to fire:
+    # 4.5 s per link lets the first batch (from link 1, at 4.5 s) go out by 14.5 s, before the build ends.
+    chain = nix_lab.write_chain(lab.tmp / "chain", 4, seconds=4.5)
     run = lab.run("happy", chain)
     _report("happy path", run)
     outs = nix_lab.chain_out_paths(chain, lab.admin_env)
@@ -207,7 +209,12 @@ def test_client_is_substituted_and_each_derivation_reaches_the_cache_during_the_
     assert all(t is not None for t in put_times), (put_times, run.log)
     # (the store is shared with the tests running beside this one: the watcher uploads their new paths too)
     during = [t for t in put_times if t is not None and t < run.build.ended]
-    assert during, f"no link arrived during the build: {put_times}, build ended {run.build.ended}"
+    watch_log = (run.state / "watch-store.log").read_text()
+    if not during:
+        # Only excused when a batch was lost the way attic loses one: a path it queued was deleted (by a test
+        # beside this one) before the plan, the plan failed and the session dropped the batch (push.rs).
+        assert "Worker exited" in watch_log and "is not valid" in watch_log, (put_times, run.build.ended, watch_log)
+        print("\nNOTE happy path: the watcher lost a batch to a path deleted by another test; the teardown pushed it")
     # the teardown stopped the watcher at once and pushed what it had not (the last link at least)
     assert _lines(run.teardown.output, "attic watch-store stopped")
     assert _lines(run.teardown.output, "pushed what the watcher had not of")

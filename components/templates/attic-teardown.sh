@@ -126,9 +126,27 @@ else
   if [ "$push_timeout" -lt 1 ]; then
     log "no time left to push ${#new_paths[@]} new paths (RUNNER_AFTER_SCRIPT_TIMEOUT=${RUNNER_AFTER_SCRIPT_TIMEOUT:-5m})"
   else
-    XDG_CONFIG_HOME="$state/config" timeout --kill-after=2 "$push_timeout" "$client" push \
-      "$server_name:$ATTIC_CACHE" "${new_paths[@]}" >"$state/push.log" 2>&1 </dev/null
+    push() {
+      XDG_CONFIG_HOME="$state/config" timeout --kill-after=2 "$1" "$client" push \
+        "$server_name:$ATTIC_CACHE" "${new_paths[@]}" >"$state/push.log" 2>&1 </dev/null
+    }
+    push "$push_timeout"
     code=$?
+    if [ "$code" -ne 0 ] && grep -q 'is not valid' "$state/push.log"; then
+      # a path vanished since the listing (a garbage collection on a shared store): the client refuses the
+      # whole push, so push once more without it, in the time left
+      mapfile -t gone < <(nix-store --check-validity --print-invalid "${new_paths[@]}" 2>/dev/null)
+      declare -A vanished=()
+      for path in "${gone[@]}"; do vanished[$path]=1; done
+      kept=()
+      for path in "${new_paths[@]}"; do [ -n "${vanished[$path]:-}" ] || kept+=("$path"); done
+      new_paths=("${kept[@]}")
+      left=$((push_timeout - (SECONDS - started)))
+      if [ "${#new_paths[@]}" -gt 0 ] && [ "$left" -gt 0 ]; then
+        push "$left"
+        code=$?
+      fi
+    fi
     summary=$(grep -E 'All done|Pushing [0-9]+ paths' "$state/push.log" | tail -n 1 | cut -c 1-240)
     if [ "$code" -eq 0 ]; then
       log "pushed what the watcher had not of ${#new_paths[@]} new paths in $((SECONDS - started)) s: ${summary:-no summary}"

@@ -109,8 +109,10 @@ get_cache_config() { # watch_store.rs@08360fcb:57-58, push.rs@014fb92a (run): "C
 # server reports present through POST /_api/v1/get-missing-paths. Prints the missing paths; sets counts.
 num_all=0 num_cached=0 num_upstream=0
 plan() { # paths...
-  local closure=() kept=() line path sig name skip
-  mapfile -t closure < <(nix "${nix_flags[@]}" path-info --recursive "$@")
+  local closure=() kept=() line path sig name skip listing
+  # an invalid root fails the plan, as the store's closure computation does
+  listing=$(nix "${nix_flags[@]}" path-info --recursive "$@") || die "path-info of the roots failed"
+  mapfile -t closure <<<"$listing"
   num_all=${#closure[@]} num_cached=0 num_upstream=0
   [ "$num_all" -gt 0 ] || return 0
   while read -r path line; do
