@@ -132,7 +132,7 @@ else
     }
     push "$push_timeout"
     code=$?
-    if [ "$code" -ne 0 ] && grep -q 'is not valid' "$state/push.log"; then
+    if [ "$code" -ne 0 ] && grep -qE "is not valid|is required, but there is no substituter" "$state/push.log"; then
       # a path vanished since the listing (a garbage collection on a shared store): the client refuses the
       # whole push, so push once more without it, in the time left
       mapfile -t gone < <(nix-store --check-validity --print-invalid "${new_paths[@]}" 2>/dev/null)
