@@ -462,8 +462,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if target is None:
             self._answer(400, b"bad path\n")
             return
+        if len(body) != int(self.headers.get("Content-Length") or 0):
+            # the uploader died mid-body (a killed watcher): store nothing, as Attic keeps no partial upload
+            self._answer(400, b"incomplete body\n")
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
+        # one temporary file per request: two uploads of the same object at once must not mix their bytes
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(6)}.part")
         partial.write_bytes(body)
         partial.replace(target)
         self._answer(200)

@@ -2,13 +2,14 @@
 # attic -- STAND-IN for the attic client (zhaofengli/attic `client/`), for tests without network access.
 # Not Attic: the real client needs libnixstore >= 2.24 and this machine has Nix 2.8. See lab/attic/README.md.
 #
-# Modelled on the client source of attic main as stored for this project (commits cited per behaviour;
-# nixos-24.11's attic-client is a 2024 snapshot of the same code: token-file landed in PR #51, 2024-01-01).
+# Modelled on the client source of attic main as stored for this project (commits cited per behaviour). The
+# template fetches nixos-24.11's attic-client, a 2024 snapshot newer than PR #51 (token-file, merged 2024-01-01);
+# its exact commit was not checked here.
 # It models only what that source does, for the three commands the greedy CI template uses:
 #   attic login NAME ENDPOINT [TOKEN] [--set-default]
 #   attic push [NAME:]CACHE PATH...
 #   attic watch-store [NAME:]CACHE
-# and none of what the source lacks: no ATTIC_LOGIN_TOKEN, no signal handler (SIGTERM ends watch-store at
+# and none of what that source lacks: no ATTIC_LOGIN_TOKEN (login.rs@d6c4d883), no signal handler (SIGTERM ends watch-store at
 # once, its queue and in-flight uploads lost), a path is logged only after its upload finished.
 #
 # The server side is nix_lab.LoopbackCache: the client asks it `GET /_api/v1/cache-config/{cache}` and
@@ -148,7 +149,8 @@ upload() { # path
   upload-hang) sleep infinity ;;
   esac
   if [ -n "$signing_key_file" ]; then
-    nix "${nix_flags[@]}" store sign --key-file "$signing_key_file" "$path" 2>/dev/null
+    # recursively: nix copy also uploads the references the target lacks (the real server signs each)
+    nix "${nix_flags[@]}" store sign --recursive --key-file "$signing_key_file" "$path" 2>/dev/null
   fi
   if error=$(nix "${nix_flags[@]}" copy --to "${endpoint%/}/$cache" --option netrc-file "$netrc_file" \
     --option download-attempts 1 "$path" 2>&1); then
