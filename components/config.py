@@ -623,19 +623,42 @@ class CiTemplateConfig(Model):
     fallback_client_ref: str = Field(
         ".#attic-client", min_length=1, description="Second ref, tried with the Attic cache as a substituter."
     )
-    connect_timeout_seconds: int = Field(5, gt=0, le=120, description="Nix `connect-timeout` while fetching.")
+    release_version: str | None = Field(
+        "1.0.0",
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="Release (tag) of the template project consumers pin (`@1.0.0`); bump it to publish a change. "
+        "null: no release, consumers follow `gitlab.templateRef`.",
+    )
+    tags: list[str] = Field(
+        default_factory=lambda: ["flywheel"],
+        min_length=1,
+        description="Default of the `tags` input: runner tags every job of the template carries (pools are tag-only).",
+    )
+    job_timeout_minutes: int = Field(
+        60, ge=10, le=10080, description="`timeout` of the build jobs; the script gets it minus the teardown's share."
+    )
+    connect_timeout_seconds: int = Field(
+        5, gt=0, le=120, description="Nix `connect-timeout` of the cache's own commands (never of the build)."
+    )
     stalled_download_timeout_seconds: int = Field(
-        5, gt=0, le=600, description="Nix `stalled-download-timeout` while fetching the client."
+        5, gt=0, le=600, description="Nix `stalled-download-timeout` of the cache's own commands."
     )
     client_fetch_timeout_seconds: int = Field(
         90, gt=0, le=1800, description="Outer bound on each client fetch attempt."
     )
-    drain_timeout_seconds: int = Field(
-        60, gt=0, le=3600, description="Teardown: how long the stopped watcher may drain its queue."
+    substitute_timeout_seconds: int = Field(
+        600, gt=0, le=7200, description="Outer bound on the build's substitution pre-pass from Attic."
     )
     push_timeout_seconds: int = Field(
-        120, gt=0, le=3600, description="Teardown: bound on the final `attic push` of the result closure."
+        120, gt=0, le=3600, description="Bound on each push of the job's new store paths (end of script, after_script)."
     )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_unique(cls, value: list[str]) -> list[str]:
+        if any(not tag.strip() for tag in value) or len(set(value)) != len(value):
+            raise config_problem("tags must be non-empty and unique", "a list of distinct, non-empty tag names")
+        return value
 
 
 # --- the whole stack ----------------------------------------------------------------------------

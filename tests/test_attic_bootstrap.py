@@ -1,13 +1,15 @@
 """The attic bootstrap and teardown (components/templates/*.sh), run for real: bash, real Nix, a real store.
 
 What is a stand-in: the Attic server is ``nix_lab.LoopbackCache`` (an HTTP binary cache accepting
-uploads, with Attic's URL shape and token check), the attic client is the STAND-IN built by
-``nix_lab.build_standin_attic_client`` (login / watch-store / push over ``nix copy``), and a second
-loopback cache plays cache.nixos.org (the runner's default substituter). Network access is cut with a
-refusing HTTPS proxy, so ``github:`` refs fail the way they do on an offline runner.
+uploads, with Attic's URL shape, token check, cache-config and get-missing-paths), the attic client is the
+STAND-IN of ``lab/attic/`` (modelled on attic's client source: no signal handler, a path logged after its
+upload, batches 2 s after the last new path, push skips what the server has), and a second loopback cache
+plays cache.nixos.org (the runner's default substituter). Network access is cut with a refusing HTTPS
+proxy, so ``github:`` refs fail the way they do on an offline runner.
 
-Every job runs like ``greedy:nix-build``: bootstrap (before_script), ``nix build`` (script), teardown
-(after_script); ``nix_lab.run_greedy_job``. Timing bounds are generous (2 cores, other suites running)
+Every job runs like ``greedy:nix-build``: bootstrap (before_script), substitution pre-pass and ``nix build``
+then the teardown (script), the teardown again (after_script); ``nix_lab.run_greedy_job``. Timing bounds are
+generous (2 cores, other suites running)
 but each is well below what the unbounded behaviour would take (Nix's defaults: 300 s per stalled
 download, 5 attempts).
 """
@@ -15,6 +17,7 @@ download, 5 attempts).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -38,9 +41,9 @@ CACHE = "main"
 CONNECT_TIMEOUT = 2
 STALLED_TIMEOUT = 2
 CLIENT_FETCH_TIMEOUT = 20
-DRAIN_TIMEOUT = 4
 PUSH_TIMEOUT = 10
-QUIET_SECONDS = 1
+# The stand-in's watcher plans a batch 2 s after the last new path (attic client/src/push.rs PushSession).
+BATCH_IDLE = 2.0
 # Slack for process start-up and the machine being busy; the bounds below are sums of the scripts' own timeouts.
 SLACK = 4.0
 # A fault Nix sees at once (a refused connection, a 401, an offline github: ref) costs the bootstrap well under
@@ -87,9 +90,8 @@ class Lab:
             GREEDY_ATTIC_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT),
             GREEDY_ATTIC_STALLED_DOWNLOAD_TIMEOUT=str(STALLED_TIMEOUT),
             GREEDY_ATTIC_CLIENT_FETCH_TIMEOUT=str(CLIENT_FETCH_TIMEOUT),
-            GREEDY_ATTIC_DRAIN_TIMEOUT=str(DRAIN_TIMEOUT),
+            GREEDY_ATTIC_SUBSTITUTE_TIMEOUT=str(CLIENT_FETCH_TIMEOUT),
             GREEDY_ATTIC_PUSH_TIMEOUT=str(PUSH_TIMEOUT),
-            GREEDY_ATTIC_QUIET_SECONDS=str(QUIET_SECONDS),
         )
         env.update(variables)
         return env
@@ -164,8 +166,8 @@ def _report(name: str, run: JobRun) -> None:
 def _assert_token_secret(lab: Lab, run: JobRun) -> None:
     assert lab.token not in run.log
     assert lab.token not in run.state_files_text()
-    assert not (run.state / "netrc").exists(), "the teardown removes the netrc holding the token"
-    assert not (run.state / "config").exists(), "the teardown removes the attic login holding the token"
+    for name in ("netrc", "config", "token"):
+        assert not (run.state / name).exists(), f"the teardown removes {name}, which holds the token"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -181,8 +183,15 @@ def _pid_alive(pid: int) -> bool:
 # --- the happy path -----------------------------------------------------------------------------------
 
 
+def _watcher_pid(run: JobRun) -> int:
+    return int((run.state / "watch-store.pid").read_text())
+
+
 def test_client_is_substituted_and_each_derivation_reaches_the_cache_during_the_build(lab: Lab) -> None:
-    chain = nix_lab.write_chain(lab.tmp / "chain", 4, seconds=1.5)
+    # The watcher plans a batch 2 s after the last new path, or at most 10 s after the batch began (attic's
+    # PushSession); other tests fill the shared store all the time, so only the 10 s cap is sure to fire:
+    # 4.5 s per link lets the first batch (from link 1, at 4.5 s) go out by 14.5 s, before the build ends.
+    chain = nix_lab.write_chain(lab.tmp / "chain", 4, seconds=4.5)
     run = lab.run("happy", chain)
     _report("happy path", run)
     outs = nix_lab.chain_out_paths(chain, lab.admin_env)
@@ -194,26 +203,55 @@ def test_client_is_substituted_and_each_derivation_reaches_the_cache_during_the_
     assert _lines(run.bootstrap.output, "attic client from path:") and "substituted" in run.bootstrap.output
     assert "building" not in run.bootstrap.output
     assert nix_lab.is_valid(lab.client, lab.admin_env)
-    # the watcher ran in the background and the status said so
-    assert (run.state / "status").read_text().strip() == "publishing"
     assert _lines(run.bootstrap.output, "publishing: attic watch-store (pid")
-    assert not _lines(run.bootstrap.output, "ignores ATTIC_LOGIN_TOKEN"), "the token went in through the environment"
-    # every link but the last reached the cache while the build was still running
+    # links reached the cache while the build was still running (pushed by the watcher)
     put_times = [lab.attic.narinfo_put_time(CACHE, p) for p in outs]
     assert all(t is not None for t in put_times), (put_times, run.log)
-    for index, put_time in enumerate(put_times[:-1], start=1):
-        assert put_time is not None and put_time < run.build.ended, f"link{index} only arrived after the build"
-    # and the teardown drained the watcher and pushed the result closure
+    # (the store is shared with the tests running beside this one: the watcher uploads their new paths too)
+    during = [t for t in put_times if t is not None and t < run.build.ended]
     watch_log = (run.state / "watch-store.log").read_text()
-    assert "queue drained" in watch_log
-    assert _lines(run.teardown.output, "attic watch-store stopped after")
-    assert _lines(run.teardown.output, f"pushed the result closure to {CACHE}: 4 paths")
-    watcher = int((run.state / "watch-store.pid").read_text())
-    assert not _pid_alive(watcher)
+    if not during:
+        # Only excused when a batch was lost the way attic loses one: a path it queued was deleted (by a test
+        # beside this one) before the plan, the plan failed and the session dropped the batch (push.rs).
+        assert "Worker exited" in watch_log and "is not valid" in watch_log, (put_times, run.build.ended, watch_log)
+        print("\nNOTE happy path: the watcher lost a batch to a path deleted by another test; the teardown pushed it")
+    # the teardown stopped the watcher at once and pushed what it had not (the last link at least)
+    assert _lines(run.teardown.output, "attic watch-store stopped")
+    assert _lines(run.teardown.output, "pushed what the watcher had not of")
+    assert "⚙️ Pushing" in (run.state / "push.log").read_text()
+    assert not _pid_alive(_watcher_pid(run))
+    assert (run.state / "status").read_text().strip() == "published"
+    assert run.after_script.output == "", "after_script has nothing left to do once the script published"
     _assert_token_secret(lab, run)
-    # the whole machinery costs a few seconds, not minutes
-    assert run.bootstrap.seconds < 1 + 5 + SLACK
-    assert run.teardown.seconds < QUIET_SECONDS + 2 + SLACK
+    assert run.teardown.seconds < 1 + CONNECT_TIMEOUT + SLACK
+
+
+def test_token_reaches_the_client_through_a_token_file_never_argv(lab: Lab) -> None:
+    """Released attic clients read no ATTIC_LOGIN_TOKEN: the bootstrap writes the client config itself."""
+    env = lab.job_env("token-file")
+    state, project = lab.tmp / "token-file-state", lab.tmp / "token-file-project"
+    project.mkdir()
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    boot = subprocess.run(["bash", "-x", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
+    try:
+        assert "publishing" in boot.stdout, boot.stdout + boot.stderr
+        assert lab.token not in boot.stdout + boot.stderr, "`bash -x` traces nothing: the script starts with set +x"
+        config = (state / "config" / "attic" / "config.toml").read_text()
+        assert f'token-file = "{state}/token"' in config and lab.token not in config
+        assert (state / "token").stat().st_mode & 0o777 == 0o600
+        watcher = int((state / "watch-store.pid").read_text())
+        assert lab.token not in Path(f"/proc/{watcher}/cmdline").read_text(errors="replace")
+        assert "ATTIC_LOGIN_TOKEN" not in nix_lab.BOOTSTRAP_SCRIPT.read_text()
+        # the watcher authenticated with the token from the file: its cache-config request was answered
+        wanted = f"/_api/v1/cache-config/{CACHE}"
+        for _ in range(50):
+            if any(r.path == wanted and r.status == 200 for r in lab.attic.requests):
+                break
+            time.sleep(0.1)
+        assert any(r.path == wanted and r.status == 200 for r in lab.attic.requests), lab.attic.requests
+    finally:
+        subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True)
+    assert not (state / "token").exists()
 
 
 def test_fallback_ref_is_substituted_from_attic_with_its_key_and_token(lab: Lab) -> None:
@@ -241,21 +279,10 @@ def test_fallback_ref_is_substituted_from_attic_with_its_key_and_token(lab: Lab)
     assert _lines(run.bootstrap.output, f"attic client from {lab.client_ref}")
     client_narinfo = f"/{CACHE}/{nix_lab.narinfo_name(lab.client)}"
     assert any(r.path == client_narinfo and r.status == 200 for r in lab.attic.requests), "fetched with the token"
-    assert (run.state / "status").read_text().strip() == "publishing"
     assert all(lab.in_cache(nix_lab.chain_out_paths(chain, lab.admin_env)))
     assert run.bootstrap.seconds < 1 + 5 + SLACK
     _assert_token_secret(lab, run)
     assert github_token not in run.log and github_token not in run.state_files_text()
-
-
-def test_client_without_login_token_env_support_still_publishes(lab: Lab) -> None:
-    """An attic client that ignores ATTIC_LOGIN_TOKEN gets the token as an argument (never in the log)."""
-    chain = nix_lab.write_chain(lab.tmp / "chain", 1)
-    run = lab.run("old-login", chain, STANDIN_ATTIC_FAULT="old-login")
-    assert run.build.exit_code == 0, run.log
-    assert _lines(run.bootstrap.output, "ignores ATTIC_LOGIN_TOKEN: logged in with the token as an argument")
-    assert all(lab.in_cache(nix_lab.chain_out_paths(chain, lab.admin_env)))
-    _assert_token_secret(lab, run)
 
 
 def test_offline_github_ref_and_absent_fallback_skip_publication_at_once(lab: Lab) -> None:
@@ -276,9 +303,92 @@ def test_offline_github_ref_and_absent_fallback_skip_publication_at_once(lab: La
         assert ".#attic-client" in skipped[0]
         assert run.build.exit_code == lab.plain_build_exit_code(chain) == (0 if fail_at is None else 1)
         assert run.bootstrap.exit_code == 0 and run.teardown.exit_code == 0
+        # the pre-pass still substitutes from Attic (it answers); only publication is off
+        assert _lines(run.build.output, "greedy-attic: substituted 0 paths from Attic")
         assert run.overhead < ANSWERED_AT_ONCE, f"skipping publication took {run.overhead:.1f} s"
         assert github_token not in run.log and lab.token not in run.log
         assert _lines(run.teardown.output, "nothing to publish (skipped: no attic client")
+
+
+def test_without_a_token_attic_stays_a_pull_source(lab: Lab, tmp_path: Path) -> None:
+    """A public cache and no ATTIC_TOKEN: the build substitutes from Attic; nothing is pushed."""
+    seed = secrets.token_hex(4)
+    first = nix_lab.write_chain(lab.tmp / "pull-chain", 2, seed=seed)
+    built = nix_lab.build([first.installable], lab.admin_env)
+    outs = nix_lab.chain_out_paths(first, lab.admin_env)
+    with LoopbackCache(tmp_path / "public") as public:
+        nix_lab.copy_to_cache(outs, public.cache_dir(CACHE), lab.attic_key, lab.admin_env)
+        nix_lab.delete_paths(built + outs[:-1], lab.admin_env)
+        env = lab.job_env("pull-only", ATTIC_SERVER=public.url)
+        env.pop("ATTIC_TOKEN")
+        run = nix_lab.run_greedy_job(first.installable, env, lab.tmp / "pull-state", lab.tmp / "pull-project")
+        assert run.build.exit_code == 0, run.log
+        assert _lines(run.bootstrap.output, "ATTIC_TOKEN not set in this job: Attic is a pull source only")
+        assert (run.state / "status").read_text().strip().startswith("pull-only")
+        assert _lines(run.build.output, f"copying path '{outs[0]}' from '{public.substituter(CACHE)}'")
+        assert not any(r.method in ("PUT", "POST") for r in public.requests), "nothing is pushed without a token"
+        assert _lines(run.teardown.output, "nothing to publish (pull-only")
+
+
+# --- the cache's settings never reach the build ----------------------------------------------------------
+
+
+class _SlowOrigin:
+    """An HTTP origin that waits ``delay`` seconds before answering (a slow flake input or tarball host)."""
+
+    def __init__(self, root: Path, delay: float) -> None:
+        import http.server
+        import threading
+
+        delay_seconds = delay
+        directory = str(root)
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                time.sleep(delay_seconds)
+                super().do_GET()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_a_slow_origin_of_the_build_is_not_cut_by_the_caches_timeouts(lab: Lab, tmp_path: Path) -> None:
+    """The build fetches a file from an origin slower than the cache's stall timeout (2 s): it succeeds.
+
+    Before the fix the bootstrap wrote `stalled-download-timeout` into the file every nix command of the job
+    included, so this fetch failed the build.
+    """
+    (tmp_path / "origin").mkdir()
+    content = secrets.token_hex(8)
+    (tmp_path / "origin" / "input.txt").write_text(content)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    origin = _SlowOrigin(tmp_path / "origin", delay=STALLED_TIMEOUT + 2)
+    try:
+        project = lab.tmp / "slow-flake"
+        project.mkdir()
+        (project / "flake.nix").write_text(
+            '{ outputs = { self }: { packages."' + nix_lab.current_system() + '".default = derivation {\n'
+            f'  name = "slow-input-{secrets.token_hex(4)}"; system = "{nix_lab.current_system()}";\n'
+            f'  builder = "/bin/sh"; PATH = "{nix_lab.BUILDER_PATH}";\n'
+            f'  src = builtins.fetchurl {{ url = "{origin.url}/input.txt"; sha256 = "{digest}"; }};\n'
+            '  args = [ "-c" "cp $src $out" ]; }; }; }\n'
+        )
+        run = nix_lab.run_greedy_job(f"path:{project}#default", lab.job_env("slow"), lab.tmp / "slow-state", project)
+    finally:
+        origin.close()
+    _report("slow origin (4 s) with 2 s cache timeouts", run)
+    assert (run.state / "status").exists() and "publishing" in run.bootstrap.output
+    assert run.build.exit_code == 0, run.log
 
 
 # --- faults of the endpoint and of the watcher -----------------------------------------------------------
@@ -294,130 +404,136 @@ def test_endpoint_fault_leaves_the_build_exit_code_and_costs_seconds(lab: Lab, m
     assert run.bootstrap.exit_code == 0 and run.teardown.exit_code == 0
     skipped = _lines(run.bootstrap.output, "cache publication skipped")
     assert len(skipped) == 1 and "does not answer" in skipped[0], run.bootstrap.output
-    assert (run.state / "nix.conf").read_text() == "", "an unusable Attic is not added as a substituter"
+    assert not (run.state / "substituter").exists(), "an unusable Attic is not a substituter of the build"
     # a hanging endpoint costs the probe's own bound; a refusal or a 401 answers at once
     bound = CONNECT_TIMEOUT + STALLED_TIMEOUT + 2 + SLACK if mode == "hang" else ANSWERED_AT_ONCE
     assert run.overhead < bound, f"{mode}: {run.overhead:.1f} s"
     assert lab.token not in run.log
 
 
-def test_endpoint_that_starts_hanging_after_the_bootstrap_costs_a_bounded_stall(lab: Lab) -> None:
-    """Attic answers the bootstrap's probe, then hangs before the build.
+@pytest.mark.parametrize("mode", ["hang", "refuse"])
+def test_attic_dying_after_the_bootstrap_costs_the_build_a_bounded_stall(lab: Lab, mode: nix_lab.CacheMode) -> None:
+    """Attic answers the bootstrap's probe, then dies before the build: the build still succeeds.
 
-    The build still succeeds: the substituter settings the bootstrap wrote bound Nix's stall
-    (download-attempts x stalled-download-timeout, once per nix invocation, then Nix disables the
-    substituter) and fallback = true. The teardown notices, stops the watcher, skips the push.
+    Only the substitution pre-pass talks to Attic, with the cache's own connect/stall timeouts; the build
+    proper never does. The teardown notices, stops the watcher, skips the push.
     """
-    chain = nix_lab.write_chain(lab.tmp / "chain", 2, fail_at=2)
-    env = lab.job_env("midbuild-hang")
-    state, project = lab.tmp / "midbuild-state", lab.tmp / "midbuild-project"
+    chain = nix_lab.write_chain(lab.tmp / "chain", 2)
+    env = lab.job_env(f"dies-{mode}")
+    state, project = lab.tmp / f"dies-{mode}-state", lab.tmp / f"dies-{mode}-project"
     project.mkdir()
     job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
     boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
     assert "publishing" in boot.stdout, boot.stdout
-    lab.attic.set_mode("hang")
-    build_env = {
-        **job_env,
-        "NIX_CONFIG": f"{job_env['NIX_CONFIG']}\n!include {state}/nix.conf",
-        "GREEDY_NIX_INSTALLABLE": chain.installable,
-    }
+    lab.attic.set_mode(mode)
+    build_env = {**job_env, "GREEDY_NIX_INSTALLABLE": chain.installable}
     started = time.monotonic()
     build = subprocess.run(["bash", str(nix_lab.NIX_BUILD_SCRIPT)], env=build_env, cwd=project, capture_output=True)
     build_seconds = time.monotonic() - started
-    assert build.returncode == lab.plain_build_exit_code(chain) == 1, build.stdout.decode(errors="replace")
+    assert build.returncode == 0, build.stdout.decode(errors="replace")
+    teardown_env = {**job_env, "GREEDY_ATTIC_PHASE": "script"}
     started = time.monotonic()
-    teardown = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True, text=True)
+    teardown = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=teardown_env, capture_output=True, text=True)
     teardown_seconds = time.monotonic() - started
+    plain = time.monotonic()
+    lab.plain_build_exit_code(chain)
+    plain_seconds = time.monotonic() - plain
     print(
-        f"\nMEASURED endpoint hangs after the bootstrap (connect/stall timeouts {CONNECT_TIMEOUT}/{STALLED_TIMEOUT} s):"
-        f" build {build_seconds:.2f} s (stall included), teardown {teardown_seconds:.2f} s"
+        f"\nMEASURED Attic {mode}s after the bootstrap (connect/stall {CONNECT_TIMEOUT}/{STALLED_TIMEOUT} s):"
+        f" build {build_seconds:.2f} s (plain nix build {plain_seconds:.2f} s), teardown {teardown_seconds:.2f} s"
     )
-    nix_default_attempts, nix_backoff = 5, 4  # Nix's download-attempts; its retry back-off sums to ~4 s
-    # (x2: Nix 2.8 sometimes aborts on the disabled substituter; nix-build.sh then builds once more without it)
-    assert build_seconds < 2 * (nix_default_attempts * STALLED_TIMEOUT + nix_backoff * 1.5) + SLACK
+    # one stalled pre-pass (download-attempts 1) at most, never Nix's default 5 x 300 s
+    assert build_seconds < plain_seconds + STALLED_TIMEOUT + CONNECT_TIMEOUT + SLACK
     assert teardown.returncode == 0
-    assert _lines(teardown.stdout, "does not answer now: stopping the watcher without draining, skipping the push")
-    assert teardown_seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + 2 + SLACK, teardown.stdout
+    assert _lines(teardown.stdout, "does not answer now: nothing pushed at the end")
+    assert teardown_seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + 1 + SLACK, teardown.stdout
     assert not _pid_alive(int((state / "watch-store.pid").read_text()))
 
 
-def test_build_that_fails_on_a_dead_attic_is_built_once_more_without_it(lab: Lab, tmp_path: Path) -> None:
-    """nix-build.sh's retry. The first failure is FAKED by a `nix` wrapper on PATH that prints the error
-    Nix 2.8 aborts with when a substituter dies mid-run (not reproducible on demand); the rest is real."""
-    chain = nix_lab.write_chain(lab.tmp / "chain", 2)
-    env = lab.job_env("retry")
-    state, project = lab.tmp / "retry-state", lab.tmp / "retry-project"
-    project.mkdir()
-    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
-    subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, check=True, capture_output=True)
-    assert (state / "nix.conf").read_text(), "Attic is a substituter"
-    fake_bin = tmp_path / "fake-bin"
-    fake_bin.mkdir()
-    real_nix = require_tool("nix")
-    first = tmp_path / "first-build-done"
-    (fake_bin / "nix").write_text(
-        "#!/bin/sh\n"
-        f'if [ ! -e {first} ]; then touch {first}; printf "%s\\n" '
-        f"\"terminate called after throwing an instance of 'nix::SubstituterDisabled'\" "
-        f"\"  what():  error: substituter '{lab.attic.substituter(CACHE)}' is disabled\" >&2; exit 134; fi\n"
-        f'exec {real_nix} "$@"\n'
-    )
-    (fake_bin / "nix").chmod(0o755)
-    lab.attic.set_mode("refuse")
-    build_env = {
-        **job_env,
-        "PATH": f"{fake_bin}:{job_env['PATH']}",
-        "NIX_CONFIG": f"{job_env['NIX_CONFIG']}\n!include {state}/nix.conf",
-        "GREEDY_NIX_INSTALLABLE": chain.installable,
-    }
-    build = subprocess.run(["bash", str(nix_lab.NIX_BUILD_SCRIPT)], env=build_env, cwd=project, capture_output=True)
-    output = build.stdout.decode(errors="replace")
-    assert build.returncode == 0, output
-    assert _lines(output, "failed (exit 134) on the Attic cache, which no longer answers: building once more")
-    assert (state / "nix.conf").read_text() == "", "the retry runs without the Attic substituter"
-    assert (project / "result").is_symlink()
-    teardown = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True, text=True)
-    assert _lines(teardown.stdout, "does not answer now"), teardown.stdout
-
-
-def test_build_failure_of_its_own_is_not_retried(lab: Lab) -> None:
-    chain = nix_lab.write_chain(lab.tmp / "chain", 2, fail_at=1)
-    lab.attic.set_mode("normal")
-    run = lab.run("own-failure", chain)
-    assert run.build.exit_code == 1
-    assert not _lines(run.build.output, "building once more")
-    assert len(_lines(run.build.output, "planned failure of")) == 1
-
-
 def test_watcher_crashing_mid_build_is_covered_by_the_final_push(lab: Lab) -> None:
-    chain = nix_lab.write_chain(lab.tmp / "chain", 3, seconds=1.0)
-    fault = f"crash-after-push:lab-{chain.seed}-link1"  # dies right after pushing link 1
+    chain = nix_lab.write_chain(lab.tmp / "chain", 3, seconds=4.0)
+    fault = f"crash-after-push:lab-{chain.seed}-link1"  # dies right after uploading link 1
     run = lab.run("watcher-crash", chain, STANDIN_ATTIC_FAULT=fault)
     _report("watcher crashes mid-build", run)
     assert run.build.exit_code == lab.plain_build_exit_code(chain) == 0, run.log
     assert run.teardown.exit_code == 0
-    assert _lines(run.teardown.output, "attic watch-store had already exited (crashed?)")
     outs = nix_lab.chain_out_paths(chain, lab.admin_env)
-    pushed_by_watcher = [t for t in (lab.attic.narinfo_put_time(CACHE, p) for p in outs) if t and t < run.build.ended]
-    assert len(pushed_by_watcher) == 1, "the watcher pushed one path, then died"
-    assert all(lab.in_cache(outs)), "the teardown's push of the result closure covers what the watcher missed"
+    watch_log = (run.state / "watch-store.log").read_text()
+    if f"lab-{chain.seed}-link1 (" not in watch_log:
+        # excused only as in the happy path: a batch lost to a path another test deleted before the plan
+        assert "Worker exited" in watch_log and "is not valid" in watch_log, watch_log
+        print("\nNOTE watcher crash: the batch with link 1 was lost to a path deleted by another test")
+    else:
+        assert _lines(run.teardown.output, "attic watch-store had already exited")
+        pushed = [t for t in (lab.attic.narinfo_put_time(CACHE, p) for p in outs) if t and t < run.build.ended]
+        assert len(pushed) == 1, "the watcher pushed one path, then died"
+    assert all(lab.in_cache(outs)), "the teardown's push of the new paths covers what the watcher missed"
     assert run.teardown.seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + PUSH_TIMEOUT + SLACK
     _assert_token_secret(lab, run)
 
 
-def test_watcher_hanging_on_stop_is_killed_after_the_drain_timeout(lab: Lab) -> None:
+def test_watcher_killed_by_term_with_uploads_in_flight_loses_nothing(lab: Lab) -> None:
+    """Every upload takes 3 s: at the teardown the watcher has paths in flight; TERM ends it with them."""
+    chain = nix_lab.write_chain(lab.tmp / "chain", 3, seconds=0.5)
+    # every upload of the teardown's push is slow too (and the shared store adds other tests' paths): more time
+    run = lab.run("in-flight", chain, STANDIN_ATTIC_FAULT="upload-delay:3", GREEDY_ATTIC_PUSH_TIMEOUT="90")
+    _report("watcher TERMed with uploads in flight", run)
+    assert run.build.exit_code == 0, run.log
+    watch_log = (run.state / "watch-store.log").read_text()
+    outs = nix_lab.chain_out_paths(chain, lab.admin_env)
+    uploaded_by_watcher = [p for p in outs if f"✅ {p}" in watch_log]
+    assert len(uploaded_by_watcher) < len(outs), f"the watcher had finished everything:\n{watch_log}"
+    assert all(lab.in_cache(outs)), run.log
+    push_log = (run.state / "push.log").read_text()
+    for path in set(outs) - set(uploaded_by_watcher):
+        assert f"✅ {path} (" in push_log, f"{path} lost with the watcher, not pushed by the teardown:\n{push_log}"
+    _assert_token_secret(lab, run)
+
+
+def test_a_stuck_upload_is_bounded_by_the_push_timeout(lab: Lab) -> None:
     chain = nix_lab.write_chain(lab.tmp / "chain", 2, fail_at=2)
-    run = lab.run("watcher-hang", chain, STANDIN_ATTIC_FAULT="ignore-stop-and-hang")
-    _report("watcher hangs on stop", run)
+    run = lab.run("stuck", chain, STANDIN_ATTIC_FAULT="upload-hang")
+    _report("uploads never finish", run)
     assert run.build.exit_code == lab.plain_build_exit_code(chain) == 1, run.log
     assert run.teardown.exit_code == 0
-    assert re.search(r"attic watch-store did not stop within \d+ s: killed", run.teardown.output), run.teardown.output
-    watcher = int((run.state / "watch-store.pid").read_text())
-    assert not _pid_alive(watcher), "killed, not left behind"
-    # the endpoint answers and the failed build left no result to push: the teardown is the watcher stop
-    # (drain timeout, then the 2 s kill grace), nothing else
-    assert DRAIN_TIMEOUT - 1 <= run.teardown.seconds < DRAIN_TIMEOUT + 2 + SLACK
+    assert re.search(rf"push of \d+ new paths timed out after {PUSH_TIMEOUT} s", run.teardown.output), (
+        run.teardown.output
+    )
+    assert not _pid_alive(_watcher_pid(run)), "stopped, not left behind"
+    assert PUSH_TIMEOUT - 1 <= run.teardown.seconds < CONNECT_TIMEOUT + 1 + PUSH_TIMEOUT + 2 + SLACK
     _assert_token_secret(lab, run)
+
+
+def test_after_script_fits_the_after_script_timeout_read_at_run_time(lab: Lab) -> None:
+    """A job cancelled before the script's teardown: after_script pushes, within RUNNER_AFTER_SCRIPT_TIMEOUT
+    as the job has it now (a project variable lowered it to 15 s; the template's push timeout is 10 s)."""
+    chain = nix_lab.write_chain(lab.tmp / "chain", 1)
+    env = lab.job_env("budget", STANDIN_ATTIC_FAULT="upload-hang", RUNNER_AFTER_SCRIPT_TIMEOUT="15s")
+    state, project = lab.tmp / "budget-state", lab.tmp / "budget-project"
+    project.mkdir()
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, check=True, capture_output=True)
+    nix_lab.build([chain.installable], job_env)
+    started = time.monotonic()
+    after = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    budget_push = 15 - (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) - 1 - 5
+    assert re.search(rf"timed out after {budget_push} s", after.stdout), after.stdout
+    assert seconds < 15, f"after_script took {seconds:.1f} s of its 15 s"
+
+
+def test_after_script_in_a_new_container_says_what_is_lost(lab: Lab) -> None:
+    """The Docker executor runs after_script in a new container: the watcher and the store are not there."""
+    env = lab.job_env("docker")
+    state, project = lab.tmp / "docker-state", lab.tmp / "docker-project"
+    project.mkdir()
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, check=True, capture_output=True)
+    (state / "host").write_text("another-container\n")
+    after = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=job_env, capture_output=True, text=True)
+    assert _lines(after.stdout, "after_script runs in another container than the build (Docker executor?)")
+    assert not (state / "token").exists()
+    os.kill(int((state / "watch-store.pid").read_text()), signal.SIGKILL)
 
 
 # --- resumability -------------------------------------------------------------------------------------------
@@ -432,7 +548,6 @@ def test_a_failed_build_resumes_from_the_cache(lab: Lab) -> None:
     assert run1.build.exit_code == 1, run1.log
     done = nix_lab.chain_out_paths(first, lab.admin_env, upto=3)
     assert all(lab.in_cache(done)), (lab.in_cache(done), run1.log)
-    assert _lines(run1.teardown.output, "no result out-link to push")
 
     nix_lab.delete_paths(done, lab.admin_env)  # the next job runs on a fresh runner
     fixed = nix_lab.write_chain(lab.tmp / "chain", 5, seed=seed, seconds=0.3)  # the fix touches link 4 only
@@ -456,6 +571,6 @@ def test_bootstrap_without_attic_variables_skips_at_once(lab: Lab) -> None:
         env.pop(name)
     run = nix_lab.run_greedy_job(chain.installable, env, lab.tmp / "no-vars-state", lab.tmp / "no-vars-project")
     skipped = _lines(run.bootstrap.output, "cache publication skipped")
-    assert len(skipped) == 1 and "ATTIC_SERVER ATTIC_TOKEN not set" in skipped[0]
+    assert len(skipped) == 1 and "ATTIC_SERVER not set" in skipped[0]
     assert run.build.exit_code == 0 and run.overhead < 1 + SLACK
     assert not list(lab.attic.requests)

@@ -445,11 +445,11 @@ def test_resumability_k_must_leave_something_to_fail() -> None:
 
 def test_resumability_build_script_is_the_templates_own() -> None:
     from tools.bench.attic_lab import template_jobs
-    from tools.bench.resumability import build_script
+    from tools.bench.resumability import build_only_script, job_script
 
-    script = build_script()
-    assert "!include ${GREEDY_ATTIC_STATE_DIR}/nix.conf" in script
-    assert script.endswith(template_jobs()["greedy:nix-build"]["script"][-1])
+    script = template_jobs()["greedy:nix-build"]["script"]
+    assert job_script() == "\n".join(script)
+    assert script[1].startswith(build_only_script()) and build_only_script().endswith(')" nix-build </dev/null')
 
 
 def test_params_are_parsed_to_their_declared_types() -> None:
@@ -483,26 +483,28 @@ def test_pipeline_events_are_read_from_gitlab_ci_local_lines() -> None:
         (10.0, "json schema validated in 309 ms"),
         (10.5, f"{BUILD_JOB}   starting shell (build)"),
         (10.5, "validate           starting shell (validate)"),
-        (10.6, f"{BUILD_JOB}   $ bash <<'GREEDY_ATTIC_BOOTSTRAP' || echo ... # collapsed multi-line command"),
-        (11.4, f"{BUILD_JOB}   $ NIX_CONFIG=... # collapsed multi-line command"),
+        (10.6, f"{BUILD_JOB}   $ bash -c \"$(cat <<'GREEDY_ATTIC_BOOTSTRAP' # collapsed multi-line command"),
+        (11.5, f"{BUILD_JOB}   $ greedy_build_exit=0"),
         (11.5, f"{BUILD_JOB}   $ bash -c \"$(cat <<'GREEDY_NIX_BUILD' # collapsed multi-line command"),
         (15.5, "validate           finished in 5.02 s  FAIL 1 "),
-        (16.0, f"{BUILD_JOB}   Running after script..."),
+        (15.8, f"{BUILD_JOB}   $ GREEDY_ATTIC_PHASE=script bash -c \"$(cat <<'GREEDY_ATTIC_TEARDOWN' # collapsed"),
+        (16.2, f'{BUILD_JOB}   $ exit "$greedy_build_exit"'),
+        (16.3, f"{BUILD_JOB}   Running after script..."),
         (19.0, f"{BUILD_JOB}   finished in 8.5 s"),
         (19.0, " PASS  greedy:nix-build"),
     ]
-    jobs, marks = parse_events(lines, before_script_lines=2)
+    jobs, marks = parse_events(lines, before_script_lines=1)
     assert jobs == {BUILD_JOB: [10.5, 19.0], "validate": [10.5, 15.5]}
-    assert marks == {"nix": 11.5, "after": 16.0}
+    assert marks == {"nix": 11.5, "publish": 15.8, "after": 16.3}
 
 
 def test_pipeline_run_splits_the_build_job_into_its_phases() -> None:
     from tools.bench.pipeline import BUILD_JOB, PipelineRun
 
     run = PipelineRun("greedy", False, 0, 0.0, 12.0, {"validate": (0.0, 5.0), BUILD_JOB: (0.0, 9.0)})
-    run.marks = {"nix": 1.5, "after": 6.5}
+    run.marks = {"nix": 1.5, "publish": 6.5, "after": 7.0}
     run.jobs["deploy"] = (9.0, 11.0)
-    assert run.build_phases() == (1.5, 5.0, 2.5)
+    assert run.build_phases() == (1.5, 5.0, 2.5), "the teardown: end of script to the end of after_script"
     assert run.span == 11.0
 
 
@@ -533,7 +535,11 @@ def test_conventional_consumer_waits_for_validation_and_greedy_does_not() -> Non
     greedy, conventional = _consumer("greedy"), _consumer("conventional")
     assert BUILD_JOB not in greedy  # the template's own needs: [] applies
     assert conventional[BUILD_JOB] == {"needs": ["validate"]}
-    assert greedy["deploy"] == {"stage": "deploy", "needs": ["validate", BUILD_JOB], "script": ["sleep 2"]}
+    assert greedy["deploy"] == {
+        "stage": "deploy",
+        "needs": ["validate", {"job": BUILD_JOB, "optional": True}],
+        "script": ["sleep 2"],
+    }
     include = greedy["include"][0]  # type: ignore[index]
     assert include["inputs"]["installable"] == "path:/w/chain#default"
     assert include["inputs"]["attic-client-ref"] == "path:/w/client#attic-client"

@@ -83,7 +83,12 @@ def edit_server_toml(resources: Resources, edit: Callable[[dict[str, Any]], None
 
 
 def template_file(resources: Resources) -> dict[str, Any]:
-    return one(resources, lambda r: r["type"] == "gitlab:index/repositoryFile:RepositoryFile")
+    return one(
+        resources,
+        lambda r: (
+            r["type"] == "gitlab:index/repositoryFile:RepositoryFile" and r["inputs"]["filePath"].endswith(".yml")
+        ),
+    )
 
 
 def violations(resources: Resources, policy: str, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:

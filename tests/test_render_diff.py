@@ -73,13 +73,16 @@ def test_ci_template_change_shows_the_resource_and_the_rendered_file(render_dir:
     note = diff_note(base, head)
     lines = note.splitlines()
     assert lines[0] == marker("dev")
-    assert "✅ **1 to update**, no replacements or deletions" in note
-    unchanged = len(load_render(base).resources) - 1
+    # the component and its README (whose inputs table shows the default)
+    assert "✅ **2 to update**, no replacements or deletions" in note
+    unchanged = len(load_render(base).resources) - 2
     assert f"| · unchanged | {unchanged} |" in note
     assert "| `ci-template-greedy-build` | 🔄 update | `content` |" in note
-    # the template's diff is shown once, as the rendered file's unified diff
-    assert note.count("<details>") == 1
+    assert "| `ci-template-readme` | 🔄 update | `content` |" in note
+    # each file's diff is shown once, as the rendered file's unified diff
+    assert note.count("<details>") == 2
     assert "<code>files/ci-template/templates/greedy-build.yml</code> (changed)" in note
+    assert "<code>files/ci-template/README.md</code> (changed)" in note
     assert "\n-      default: .#attic-client\n+      default: .#attic-client-pinned\n" in note
 
 

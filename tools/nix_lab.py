@@ -9,10 +9,11 @@ What is real here and what is a stand-in:
   ``nix copy --to http://...`` sends them. It checks a bearer/basic token like Attic does, and can be
   switched into fault modes: ``refuse`` (nothing listens), ``hang`` (accepts TCP, never answers) and
   ``unauthorized`` (401 for everything).
+  It also answers the two Attic API calls the attic client makes before pushing (attic's
+  client/src/api/mod.rs): ``GET /_api/v1/cache-config/<cache>`` and ``POST /_api/v1/get-missing-paths``.
 - ``build_standin_attic_client`` builds a STAND-IN attic client into the store: a shell script
-  (``tools/attic_standin.sh``) implementing ``attic login``, ``attic watch-store`` and ``attic push``
-  on top of ``nix copy``. It is not Attic; it has Attic's command line so the CI bootstrap can be run
-  end to end without network access.
+  (``lab/attic/attic-client.sh``, see lab/attic/README.md) modelled on attic's client source:
+  ``attic login``, ``attic watch-store`` and ``attic push`` on top of ``nix copy``. It is not Attic.
 - ``write_chain`` generates a flake whose package is a chain of N derivations (each depends on the
   previous one), optionally failing at derivation k.
 
@@ -39,13 +40,15 @@ from pathlib import Path
 from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
-STANDIN_SCRIPT = Path(__file__).resolve().parent / "attic_standin.sh"
+STANDIN_SCRIPT = ROOT / "lab" / "attic" / "attic-client.sh"
 EXPERIMENTAL = "experimental-features = nix-command flakes"
 OFFLINE = "substituters ="
 """This machine has no route to cache.nixos.org: without this every fresh narinfo cache costs ~4 s of retries."""
 BUILDER_PATH = "/usr/bin:/bin"
 """PATH inside test derivations (``sandbox = false``: builders use the host's coreutils)."""
 
+CACHE_CONFIG_ROUTE = "/_api/v1/cache-config/"
+MISSING_PATHS_ROUTE = "/_api/v1/get-missing-paths"
 CacheMode = Literal["normal", "refuse", "hang", "unauthorized"]
 CACHE_MODES: tuple[CacheMode, ...] = ("normal", "refuse", "hang", "unauthorized")
 
@@ -290,19 +293,22 @@ class JobRun:
     bootstrap: Step
     build: Step
     teardown: Step
+    """The teardown at the end of the script (the template runs it after the build, in the same shell)."""
+    after_script: Step
+    """The teardown again, as after_script (a no-op once the script's teardown published)."""
     state: Path
 
     @property
     def overhead(self) -> float:
-        """Seconds the greedy machinery added around the build (bootstrap + teardown)."""
-        return self.bootstrap.seconds + self.teardown.seconds
+        """Seconds the greedy machinery added around the build (bootstrap + teardowns)."""
+        return self.bootstrap.seconds + self.teardown.seconds + self.after_script.seconds
 
     @property
     def log(self) -> str:
-        return "\n".join((self.bootstrap.output, self.build.output, self.teardown.output))
+        return "\n".join((self.bootstrap.output, self.build.output, self.teardown.output, self.after_script.output))
 
     def state_files_text(self) -> str:
-        """Every readable file the job left in its state directory (logs, status, nix.conf)."""
+        """Every readable file the job left in its state directory (logs, status)."""
         texts = []
         for path in sorted(self.state.rglob("*")):
             if path.is_file() and not path.is_symlink():
@@ -322,23 +328,19 @@ def _step(command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: fl
 def run_greedy_job(
     installable: str, env: Mapping[str, str], state: Path, project: Path, timeout: float = 300
 ) -> JobRun:
-    """Run a job the way ``greedy:nix-build`` does: before_script, script, after_script.
+    """Run a job the way ``greedy:nix-build`` does: before_script, script (build, teardown), after_script.
 
-    The bootstrap, build and teardown are the real ``components/templates/*.sh`` run by bash; the
-    build sees the substituter settings through ``NIX_CONFIG``'s ``!include`` as in the template.
-    ``env`` carries the job's variables (ATTIC_*, GREEDY_ATTIC_*), ``project`` plays CI_PROJECT_DIR.
+    The bootstrap, build and teardown are the real ``components/templates/*.sh`` run by bash, with the
+    variables the template sets. ``env`` carries the job's variables (ATTIC_*, GREEDY_ATTIC_*), ``project``
+    plays CI_PROJECT_DIR.
     """
     project.mkdir(parents=True, exist_ok=True)
     job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
     bootstrap = _step(["bash", str(BOOTSTRAP_SCRIPT)], job_env, project, timeout)
-    build_env = {
-        **job_env,
-        "NIX_CONFIG": f"{job_env.get('NIX_CONFIG', '')}\n!include {state}/nix.conf",
-        "GREEDY_NIX_INSTALLABLE": installable,
-    }
-    build = _step(["bash", str(NIX_BUILD_SCRIPT)], build_env, project, timeout)
-    teardown = _step(["bash", str(TEARDOWN_SCRIPT)], job_env, project, timeout)
-    return JobRun(bootstrap, build, teardown, state)
+    build = _step(["bash", str(NIX_BUILD_SCRIPT)], {**job_env, "GREEDY_NIX_INSTALLABLE": installable}, project, timeout)
+    teardown = _step(["bash", str(TEARDOWN_SCRIPT)], {**job_env, "GREEDY_ATTIC_PHASE": "script"}, project, timeout)
+    after_script = _step(["bash", str(TEARDOWN_SCRIPT)], job_env, project, timeout)
+    return JobRun(bootstrap, build, teardown, after_script, state)
 
 
 # --- the loopback binary cache ----------------------------------------------------------------------
@@ -417,6 +419,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._authorized():
             self._answer(401, b"unauthorized\n")
             return
+        if self.path.startswith(CACHE_CONFIG_ROUTE):
+            self._cache_config(self.path[len(CACHE_CONFIG_ROUTE) :])
+            return
         target = self._file()
         if target is None or not target.is_file():
             self._answer(404, b"not found\n")
@@ -427,6 +432,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def _cache_config(self, cache: str) -> None:
+        lab = self.server.lab
+        if not (lab.root / cache / "nix-cache-info").is_file():
+            self._answer(404, b'{"code":404,"error":"NoSuchCache","message":"The requested cache does not exist."}')
+            return
+        body = {"upstream_cache_key_names": list(lab.upstream_cache_key_names), "store_dir": "/nix/store"}
+        self._answer(200, json.dumps(body).encode(), "application/json")
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        if not self._authorized():
+            self._answer(401, b"unauthorized\n")
+            return
+        if self.path != MISSING_PATHS_ROUTE:
+            self._answer(404, b"not found\n")
+            return
+        request = json.loads(body)
+        cache_dir = self.server.lab.root / request["cache"]
+        missing = [h for h in request["store_path_hashes"] if not (cache_dir / f"{h}.narinfo").is_file()]
+        self._answer(200, json.dumps({"missing_paths": missing}).encode(), "application/json")
+
     def do_PUT(self) -> None:
         body = self._read_body()
         if not self._authorized():
@@ -436,8 +462,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if target is None:
             self._answer(400, b"bad path\n")
             return
+        if len(body) != int(self.headers.get("Content-Length") or 0):
+            # the uploader died mid-body (a killed watcher): store nothing, as Attic keeps no partial upload
+            self._answer(400, b"incomplete body\n")
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
+        # one temporary file per request: two uploads of the same object at once must not mix their bytes
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(6)}.part")
         partial.write_bytes(body)
         partial.replace(target)
         self._answer(200)
@@ -464,6 +495,7 @@ class LoopbackCache:
     root: Path
     token: str | None = None
     mode: CacheMode = "normal"
+    upstream_cache_key_names: tuple[str, ...] = ("cache.nixos.org-1",)
     port: int = field(default_factory=free_port)
     requests: list[Request] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)

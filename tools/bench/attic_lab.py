@@ -90,6 +90,15 @@ class AtticLab:
         """Remove the client from the local store (a fresh runner does not have it)."""
         nix_lab.delete_paths([self.client_path], self.env)
 
+    def restore_client(self) -> None:
+        """Put the client back into the local store (a runner whose store persists between jobs)."""
+        substituter = ["--option", "substituters", self.cache.substituter(UPSTREAM)]
+        trust = ["--option", "trusted-public-keys", self.key.public]
+        netrc = ["--option", "netrc-file", str(self.work / "upstream.netrc")]
+        nix_lab.run_nix(
+            ["build", "--no-link", "--max-jobs", "0", self.client_path, *substituter, *trust, *netrc], self.env
+        )
+
 
 @contextmanager
 def attic_lab(work: Path) -> Iterator[AtticLab]:

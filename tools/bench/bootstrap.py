@@ -8,12 +8,18 @@ of the rendered ``.greedy-attic`` job, against the loopback Attic stand-in (tool
   offline, and the client comes from the Attic cache through the fallback ref);
 - (b) nothing is substitutable offline: the github: ref cannot be reached and the Attic cache does not
   have the client;
-- (c) the Attic endpoint accepts TCP and never answers.
+- (c) the Attic endpoint accepts TCP and never answers;
+- (d) the client is already in the local store (a runner with a persistent store): the bootstrap beyond its
+  endpoint probe, and a teardown with nothing left to push.
+
+Then the cost of an Attic that dies mid-build: the template's job (bootstrap, pre-pass, build, teardown) on a
+chain whose Attic stops answering (hangs) right after the bootstrap, against the same build without Attic.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 from dataclasses import dataclass
@@ -21,7 +27,16 @@ from pathlib import Path
 
 from components.config import CiTemplateConfig
 from tools import nix_lab
-from tools.bench.attic_lab import AtticLab, attic_lab, bootstrap, status_of, teardown, template_variables
+from tools.bench.attic_lab import (
+    AtticLab,
+    attic_lab,
+    bootstrap,
+    run_phase,
+    status_of,
+    teardown,
+    template_jobs,
+    template_variables,
+)
 from tools.bench.results import BenchContext, BenchResult, Table, Target
 from tools.bench.stats import Summary
 
@@ -42,7 +57,11 @@ SCENARIOS = (
     Scenario("a2", "(a2) first ref unreachable offline, client from the Attic cache (fallback ref)", None, True),
     Scenario("b", "(b) nothing substitutable offline", 15.0, False),
     Scenario("c", "(c) endpoint accepts TCP, never answers", 15.0, False),
+    Scenario("d", "(d) client already in the local store", None, True),
 )
+BEYOND_PROBE_LIMIT = 0.5  # seconds the bootstrap may add to its endpoint probe when the client is local
+EMPTY_TEARDOWN_LIMIT = 0.5  # seconds of a teardown with nothing left to push
+PROBE = re.compile(r"answers \(probe (\d+) ms\)")
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,7 @@ class Run:
     bootstrap: float
     teardown: float
     status: str
+    probe: float | None = None
 
 
 def run_scenario(scenario: Scenario, lab: AtticLab, hanging: nix_lab.LoopbackCache, work: Path) -> Run:
@@ -68,20 +88,24 @@ def run_scenario(scenario: Scenario, lab: AtticLab, hanging: nix_lab.LoopbackCac
         env["ATTIC_SERVER"] = hanging.url
     inputs = {"attic-client-ref": first, "fallback-client-ref": fallback}
     env.update(template_variables(inputs, state))
-    lab.forget_client()
+    if scenario.key == "d":
+        lab.restore_client()
+    else:
+        lab.forget_client()
     try:
         started = bootstrap(env, work)
         status = status_of(state)
     finally:
         stopped = teardown(env, work)
         _kill_watcher(state)
+    probe = PROBE.search(started.output)
     shutil.rmtree(state, ignore_errors=True)  # drops the client's out-link (GC root)
     shutil.rmtree(home, ignore_errors=True)
     if started.returncode != 0 or stopped.returncode != 0:
         raise RuntimeError(f"bootstrap/teardown exited non-zero in {scenario.title}:\n{started.output}")
     if status.startswith("publishing") != scenario.expect_publishing:
         raise RuntimeError(f"{scenario.title}: unexpected bootstrap status {status!r}:\n{started.output}")
-    return Run(started.seconds, stopped.seconds, status)
+    return Run(started.seconds, stopped.seconds, status, int(probe.group(1)) / 1000 if probe else None)
 
 
 def _kill_watcher(state: Path) -> None:
@@ -105,6 +129,7 @@ def run(context: BenchContext) -> BenchResult:
                 run_dir = context.work / f"{scenario.key}-{repetition}"
                 run_dir.mkdir()
                 runs[scenario.key].append(run_scenario(scenario, lab, hanging, run_dir))
+        dying = [run_dying_attic(lab, context.work / f"dying-{r}") for r in range(context.repetitions)]
 
     rows = []
     targets = []
@@ -123,7 +148,25 @@ def run(context: BenchContext) -> BenchResult:
             "teardown_seconds": down.to_json(),
             "status": status,
         }
+        if scenario.key == "d":
+            beyond = Summary.of([r.bootstrap - (r.probe or 0.0) for r in runs["d"]])
+            targets.append(Target("bootstrap (d) beyond the endpoint probe", beyond.median, BEYOND_PROBE_LIMIT, "s"))
+            targets.append(Target("teardown (d) with nothing left to push", down.median, EMPTY_TEARDOWN_LIMIT, "s"))
+            data["d"]["beyond_probe_seconds"] = beyond.to_json()
+            rows.append(("(d) bootstrap beyond the endpoint probe", beyond.text("s"), "—", "—", "≤ 0.5 s", ""))
     config = CiTemplateConfig()
+    with_dead = Summary.of([d.job for d in dying])
+    plain = Summary.of([d.plain for d in dying])
+    extra = Summary.of([d.job - d.plain for d in dying])
+    data["attic_dies_mid_build"] = {
+        "job_seconds": with_dead.to_json(),
+        "plain_build_seconds": plain.to_json(),
+        "extra_seconds": extra.to_json(),
+    }
+    dying_table = Table(
+        ("job", "whole job (bootstrap, pre-pass, build, teardown)", "plain nix build", "cost of the dead Attic"),
+        (("Attic hangs right after the bootstrap", with_dead.text("s"), plain.text("s"), extra.text("s")),),
+    )
     return BenchResult(
         name="bootstrap",
         title="Bootstrap overhead of the greedy template (real Nix)",
@@ -133,17 +176,55 @@ def run(context: BenchContext) -> BenchResult:
             f" s), {context.repetitions} run(s) per scenario, the client deleted from the local store before each; "
             "the cache is the loopback stand-in of tools/nix_lab.py, the client the STAND-IN attic client."
         ),
-        tables=[Table(("scenario", "bootstrap", "teardown", "bootstrap + teardown", "target", "status"), tuple(rows))],
+        tables=[
+            Table(("scenario", "bootstrap", "teardown", "bootstrap + teardown", "target", "status"), tuple(rows)),
+            dying_table,
+        ],
         targets=targets,
         notes=[
             "The stand-in client is one small store path; the real attic-client closure is tens of MiB, whose "
             "download time from a real cache comes on top of (a) and (a2).",
-            "(b) and (c) end with 'cache publication skipped' and the build goes on; (a) and (a2) start "
-            "`attic watch-store`, which the teardown drains and stops (its quiet period is part of the teardown).",
+            "(b) and (c) end with 'cache publication skipped' and the build goes on; (a), (a2) and (d) start "
+            "`attic watch-store`, which the teardown stops at once, then pushes what is new since the bootstrap "
+            "(here nothing: no build ran).",
+            f"A dead Attic costs the job one stalled pre-pass (connect {config.connect_timeout_seconds} s, stall "
+            f"{config.stalled_download_timeout_seconds} s, one attempt) and the teardown's probe; the build "
+            "itself never talks to Attic.",
         ],
         data=data,
         quick=context.quick,
     )
+
+
+@dataclass(frozen=True)
+class Dying:
+    job: float
+    plain: float
+
+
+def run_dying_attic(lab: AtticLab, work: Path) -> Dying:
+    """The template's job with Attic hanging from right after the bootstrap; and the same build alone."""
+    work.mkdir(parents=True)
+    chain = nix_lab.write_chain(work / "chain", 3, seconds=1.0)
+    state = work / "state"
+    env = lab.job_env(work / "home", GREEDY_NIX_INSTALLABLE=chain.installable)
+    env.update(template_variables({"attic-client-ref": lab.client_ref, "fallback-client-ref": lab.client_ref}, state))
+    with nix_lab.loopback_cache(work / "dying", token=lab.token) as dying:
+        dying.cache_dir("main")
+        env["ATTIC_SERVER"] = dying.url
+        started = bootstrap(env, work)
+        dying.set_mode("hang")
+        script = run_phase("\n".join(template_jobs()["greedy:nix-build"]["script"]), env, work)
+        stopped = teardown(env, work)
+        _kill_watcher(state)
+    if script.returncode != 0:
+        raise RuntimeError(f"the build failed on a dead Attic:\n{script.output[-3000:]}")
+    twin = nix_lab.write_chain(work / "twin", 3, seconds=1.0)
+    plain = run_phase(f"nix build --no-link {twin.installable}", lab.job_env(work / "twin-home"), work)
+    for link in work.glob("result*"):
+        link.unlink()
+    shutil.rmtree(state, ignore_errors=True)
+    return Dying(started.seconds + script.seconds + stopped.seconds, plain.seconds)
 
 
 def _short(status: str) -> str:

@@ -3,9 +3,9 @@
 Real Nix, the loopback Attic stand-in and the STAND-IN attic client (tools/nix_lab.py). Two jobs:
 
 - ``watch-store``: the template's own job — attic-bootstrap.sh (starts ``attic watch-store``), the
-  ``greedy:nix-build`` script with the bootstrap's substituter settings, attic-teardown.sh.
-- ``end-push``: the same build with the same substituter, and one ``attic push`` of the result after a
-  successful build (the pre-greedy habit: the push is skipped when the build fails).
+  ``greedy:nix-build`` script (substitution pre-pass from Attic, build, teardown), after_script.
+- ``end-push``: the same build with the same substitution from Attic, and one ``attic push`` of the result
+  after a successful build (the pre-greedy habit: the push is skipped when the build fails).
 
 Run 1 builds the chain with derivation k+1 failing. Between the runs the chain's paths are deleted from
 the local store (the second run lands on a fresh runner). Run 2 builds the fixed chain (derivations
@@ -62,22 +62,31 @@ class SecondRun:
     job_seconds: float
 
 
-def build_script() -> str:
-    """The greedy:nix-build script after the bootstrap's NIX_CONFIG include, as one job shell runs them."""
-    jobs = template_jobs()
-    include = jobs[".greedy-attic"]["before_script"][1]
-    return "\n".join([include, *jobs["greedy:nix-build"]["script"]])
+def job_script() -> str:
+    """The greedy:nix-build script (pre-pass, build, teardown, the build's exit code), as one job shell runs it."""
+    return "\n".join(template_jobs()["greedy:nix-build"]["script"])
+
+
+def build_only_script() -> str:
+    """Only the substitution pre-pass and the build (the end-push job's build)."""
+    item: str = template_jobs()["greedy:nix-build"]["script"][1]
+    return item.rsplit(" || ", 1)[0]
 
 
 def substituter_conf(lab: AtticLab, state: Path) -> None:
-    """What the bootstrap writes to nix.conf when Attic answers (the end-push job uses the same substituter)."""
+    """What the bootstrap writes when Attic answers (the end-push job substitutes from the same cache)."""
     state.mkdir(parents=True, exist_ok=True)
     netrc = state / "netrc"
     netrc.write_text(f"machine 127.0.0.1 login ci password {lab.token}\n")
     netrc.chmod(0o600)
-    (state / "nix.conf").write_text(
-        f"extra-substituters = {lab.cache.substituter(CACHE)}\n"
-        f"extra-trusted-public-keys = {lab.key.public}\nnetrc-file = {netrc}\n"
+    (state / "substituter").write_text(f"{lab.cache.substituter(CACHE)} {lab.key.public}\n")
+    (state / "token").write_text(lab.token + "\n")
+    (state / "token").chmod(0o600)
+    config = state / "config" / "attic"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(
+        f'default-server = "flywheel"\n\n[servers.flywheel]\nendpoint = "{lab.cache.url}"\n'
+        f'token-file = "{state / "token"}"\n'
     )
 
 
@@ -90,18 +99,14 @@ def run_job(variant: str, lab: AtticLab, chain: nix_lab.Chain, work: Path) -> tu
     if variant == "watch-store":
         started = bootstrap(env, work)
         try:
-            build = run_phase(build_script(), env, work)
+            build = run_phase(job_script(), env, work)
         finally:
             stopped = teardown(env, work)
         return build, started.seconds + build.seconds + stopped.seconds
     substituter_conf(lab, state)
     client = shlex.quote(f"{lab.client_path}/bin/attic")
-    push = (
-        f'export XDG_CONFIG_HOME="$GREEDY_ATTIC_STATE_DIR/config"\n'
-        f'ATTIC_LOGIN_TOKEN="$ATTIC_TOKEN" {client} login flywheel "$ATTIC_SERVER" --set-default >/dev/null\n'
-        f'{client} push "flywheel:$ATTIC_CACHE" ./result'
-    )
-    build = run_phase(build_script(), env, work)
+    push = f'XDG_CONFIG_HOME="$GREEDY_ATTIC_STATE_DIR/config" {client} push "flywheel:$ATTIC_CACHE" ./result'
+    build = run_phase(build_only_script(), env, work)
     job = build.seconds
     if build.returncode == 0:
         job += run_phase(push, env, work).seconds
