@@ -9,7 +9,6 @@ before_script finds (links committed into the copy, as a runner's cache would re
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,7 @@ def ci_stack_values(lab: Lab) -> dict[str, Any]:
 
 def test_plan_then_deploy_apply_the_reviewed_plan_with_the_real_cli(lab: Lab, tmp_path: Path) -> None:
     assert lab.project is not None and lab.kube is not None and lab.control_plane is not None
-    repo = project_copy(tmp_path / "repo")
-    shutil.copytree(lab.project.dir / "policies", repo / "policies", dirs_exist_ok=True, symlinks=True)
-    (repo / "policies" / "venv").unlink(missing_ok=True)
+    repo = project_copy(tmp_path / "repo", policy_venv=False)
     (repo / "policies" / "venv").symlink_to(policy_venv())
     state = tmp_path / "state"
     cli = Project(tmp_path, lab.project.path_entries, env={"PULUMI_BACKEND_URL": f"file://{state}"})
