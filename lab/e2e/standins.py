@@ -9,12 +9,14 @@ the Pulumi Kubernetes provider waits for, so that a real `pulumi up` can finish 
 - `CloudNativePG operator`: for each `postgresql.cnpg.io/v1` Cluster, the objects the operator documents creating
   that flywheel consumes: the `<cluster>-app` Secret (keys username, password, dbname, host, port, uri, jdbc-uri,
   pgpass; CloudNativePG docs "Connecting from an application" / "Secrets"), the `<cluster>-rw`, `-ro`, `-r`
-  Services, and a status with `phase: Cluster in healthy state`, `readyInstances` and the `Ready` condition.
-  No PostgreSQL runs; the password is random per lab run.
+  Services, and a status with `phase: Cluster in healthy state`, `readyInstances` and the `Ready` condition,
+  some seconds after the Cluster is created (as a bootstrap takes time). No PostgreSQL runs; the password is
+  random per lab run.
 """
 
 from __future__ import annotations
 
+import calendar
 import secrets
 import threading
 import time
@@ -27,9 +29,12 @@ INGRESS_IP = "127.0.0.1"
 
 
 class StandInControllers:
-    def __init__(self, kube: Kube, interval: float = 0.5) -> None:
+    def __init__(self, kube: Kube, interval: float = 0.5, cluster_ready_after: float = 8.0) -> None:
         self.kube = kube
         self.interval = interval
+        # a real CloudNativePG cluster takes a while to bootstrap: Ready comes this long after the Cluster exists,
+        # so a program that does not wait for it starts Attic's migrations against a database that is not there
+        self.cluster_ready_after = cluster_ready_after
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lab-standins", daemon=True)
@@ -111,7 +116,7 @@ class StandInControllers:
                         "spec": {"selector": selector, "ports": [{"name": "postgres", "port": 5432}]},
                     }
                 )
-            if _cluster_ready(cluster):
+            if _cluster_ready(cluster) or _age_seconds(cluster) < self.cluster_ready_after:
                 continue
             instances = cluster["spec"].get("instances", 1)
             status = {
@@ -157,6 +162,11 @@ class StandInControllers:
                 },
             }
         )
+
+
+def _age_seconds(resource: dict[str, Any]) -> float:
+    created = time.strptime(resource["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+    return time.time() - calendar.timegm(created)
 
 
 def _cluster_ready(cluster: dict[str, Any]) -> bool:

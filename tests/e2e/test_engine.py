@@ -209,6 +209,22 @@ def test_up_creates_every_object_the_render_declares(lab: Lab, dev: dict[str, An
     assert problems == []
 
 
+def test_attic_migrates_only_once_the_database_is_ready(lab: Lab, dev: dict[str, Any]) -> None:
+    """The stand-in operator makes the Cluster Ready seconds after it exists; the migrations Job, which needs the
+    database, must be created after that (the provider awaits the Cluster's Ready condition first)."""
+    assert lab.kube is not None
+    names = state_names(lab)
+    [cluster_urn] = [u for u in names if u.endswith("Cluster::attic-db-cluster")]
+    [migrations_urn] = [u for u in names if u.endswith("Job::attic-db-migrations")]
+    cluster = lab.kube.get("postgresql.cnpg.io/v1", "Cluster", *names[cluster_urn])
+    job = lab.kube.get("batch/v1", "Job", *names[migrations_urn])
+    assert cluster is not None and job is not None
+    [ready] = [c for c in cluster["status"]["conditions"] if c["type"] == "Ready"]
+    assert (
+        job["metadata"]["creationTimestamp"] >= ready["lastTransitionTime"] > cluster["metadata"]["creationTimestamp"]
+    )
+
+
 def test_the_state_holds_no_secret_in_plain_text(lab: Lab, dev: dict[str, Any]) -> None:
     """Every value of every Secret the program created in the cluster is absent from `pulumi stack export`."""
     assert lab.kube is not None
