@@ -465,8 +465,9 @@ def test_watcher_crashing_mid_build_is_covered_by_the_final_push(lab: Lab) -> No
         print("\nNOTE watcher crash: the batch with link 1 was lost to a path deleted by another test")
     else:
         assert _lines(run.teardown.output, "attic watch-store had already exited")
-        pushed = [t for t in (lab.attic.narinfo_put_time(CACHE, p) for p in outs) if t and t < run.build.ended]
-        assert len(pushed) == 1, "the watcher pushed one path, then died"
+        pushed = [bool(t and t < run.build.ended) for t in (lab.attic.narinfo_put_time(CACHE, p) for p in outs)]
+        # link 1 was uploaded (link 2 with it when both fell into one batch, as under load), link 3 never was
+        assert pushed[0] and not pushed[-1], f"the watcher pushed link 1, then died: {pushed}"
     assert all(lab.in_cache(outs)), "the teardown's push of the new paths covers what the watcher missed"
     assert run.teardown.seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + PUSH_TIMEOUT + SLACK
     _assert_token_secret(lab, run)

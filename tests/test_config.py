@@ -358,6 +358,7 @@ config:
       retention: 2592000
     tokenValidity: 7776000
     ingress:
+      tlsSecretName: attic-tls
       annotations:
         nginx.ingress.kubernetes.io/proxy-connect-timeout: 30
   flywheel:gitlab:

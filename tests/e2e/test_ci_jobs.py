@@ -77,6 +77,18 @@ def test_plan_then_deploy_apply_the_reviewed_plan_with_the_real_cli(lab: Lab, tm
     assert lab.kube.get("apps/v1", "Deployment", "attic", NAMESPACE) is not None
     assert lab.kube.get("v1", "Namespace", f"{NAMESPACE}-jobs") is not None
 
+    # a merge request's preview job: the real preview's --diff text and --json digest reach the MR note
+    mr = [
+        "--variable",
+        "CI_PIPELINE_SOURCE=merge_request_event",
+        "--variable",
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME=main",
+    ]
+    preview = gitlab_ci_local(repo, *args, *mr, "preview:dev", timeout=900, path=Path(path))
+    assert preview.returncode == 0, preview.stdout[-4000:] + preview.stderr[-2000:]
+    note = (repo / ".gitlab-ci-local/artifacts/previewOgdev/build/preview/dev.md").read_text()
+    assert "Pulumi preview" in note and "no changes" in note.lower(), note[:2000]
+
     # the deployed stack is what the plan said: nothing left to change
     again = cli.pulumi("preview", "--stack", "dev", "--expect-no-changes")
     assert again.returncode == 0, again.stdout[-3000:]

@@ -265,6 +265,8 @@ def test_up_registered_the_group_runners_the_masked_hidden_token_and_the_templat
 
 
 def test_a_second_up_changes_nothing(lab: Lab, dev: dict[str, Any]) -> None:
+    # --expect-no-changes: the CLI fails the update if any step would change anything
+    pulumi(lab, "up", "--yes", "--expect-no-changes", "--policy-pack", "policies").check()
     result = pulumi(lab, "preview", "--expect-no-changes", "--json").check()
     changed = [step for step in preview_steps(result.stdout) if step["op"] not in ("same", "read")]
     assert changed == []
