@@ -198,3 +198,45 @@ def test_cli_bad_arguments_get_a_one_line_error(arguments: list[str], message: s
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_release_from_a_branch_creates_its_tag(gl: gitlab.Gitlab, stand_in: GitLabStandIn) -> None:
+    project = gl.projects.get(PROJECT)
+    project.files.create({"file_path": "templates/a.yml", "branch": "main", "content": "a", "commit_message": "add"})
+    head = project.commits.list()[0].id
+    with pytest.raises(gitlab.exceptions.GitlabCreateError) as no_ref:
+        project.releases.create({"tag_name": "1.0.0", "name": "no ref"})
+    assert no_ref.value.response_code == 422
+    with pytest.raises(gitlab.exceptions.GitlabCreateError) as bad_ref:
+        project.releases.create({"tag_name": "1.0.0", "ref": "no-such-branch"})
+    assert bad_ref.value.response_code == 400
+    assert stand_in.state.projects[PROJECT_ID].tags == {}
+
+    created = project.releases.create(
+        {"tag_name": "1.0.0", "ref": "main", "name": "greedy-build 1.0.0", "description": "first"}
+    )
+    assert (created.tag_name, created.name, created.description) == ("1.0.0", "greedy-build 1.0.0", "first")
+    assert created.commit["id"] == head and created.tag_path == f"/{PROJECT}/-/tags/1.0.0"
+    assert created.released_at.endswith("Z") and created.upcoming_release is False
+    assert project.tags.get("1.0.0").target == head
+    with pytest.raises(gitlab.exceptions.GitlabCreateError) as again:
+        project.releases.create({"tag_name": "1.0.0", "ref": "main"})
+    assert again.value.response_code == 409
+
+    fetched = project.releases.get("1.0.0")
+    assert fetched.created_at == created.created_at and fetched.name == "greedy-build 1.0.0"
+    fetched.description = "first, described"
+    fetched.save()
+    assert project.releases.get("1.0.0").description == "first, described"
+
+    # an existing tag needs no ref; a historical released_at is kept
+    later = project.releases.create({"tag_name": "1.0.0-again", "ref": "1.0.0", "released_at": "2020-01-01T00:00:00Z"})
+    assert later.released_at == "2020-01-01T00:00:00.000Z" and later.commit["id"] == head
+
+    project.releases.delete("1.0.0")
+    with pytest.raises(gitlab.exceptions.GitlabGetError):
+        project.releases.get("1.0.0")
+    assert project.tags.get("1.0.0").name == "1.0.0"  # deleting a release keeps its tag
+    recorded = [(e["method"], e["path"], e["status"]) for e in read_record(stand_in.record or Path())]
+    assert ("POST", f"/api/v4/projects/{PROJECT_ID}/releases", 201) in recorded
+    assert ("DELETE", f"/api/v4/projects/{PROJECT_ID}/releases/1.0.0", 200) in recorded

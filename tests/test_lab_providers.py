@@ -38,6 +38,7 @@ STRING = "random:index/randomString:RandomString"
 RUNNER = "gitlab:index/userRunner:UserRunner"
 VARIABLE = "gitlab:index/groupVariable:GroupVariable"
 FILE = "gitlab:index/repositoryFile:RepositoryFile"
+RELEASE = "gitlab:index/release:Release"
 NONE, SOME = provider_pb2.DiffResponse.DIFF_NONE, provider_pb2.DiffResponse.DIFF_SOME
 
 
@@ -397,6 +398,73 @@ def test_overwrite_on_create_updates_an_existing_file(gitlab_plugin: Plugin, git
     with pytest.raises(grpc.RpcError) as exists:
         deploy(gitlab_plugin, FILE, {**news, "commitMessage": "again"})
     assert "A file with this name already exists" in exists.value.details()
+
+
+def test_release_tags_the_branch_and_a_second_up_is_unchanged(gitlab_plugin: Plugin, gitlab_api: GitLabStandIn) -> None:
+    # what components/ci_template.py registers: the release is tagged from the template branch
+    news = {
+        "project": PROJECT,
+        "tagName": "1.0.0",
+        "ref": "main",
+        "name": "greedy-build 1.0.0",
+        "description": "Greedy build CI/CD component 1.0.0, released by flywheel.",
+    }
+    preview = plain(gitlab_plugin.create(RELEASE, news, preview=True).properties)
+    assert preview["createdAt"] == UNKNOWN and preview["commit"] == UNKNOWN
+    assert [e["path"] for e in requests(gitlab_api)] == ["/api/v4/user"]  # only Configure's auth check
+
+    rid, inputs, outputs = deploy(gitlab_plugin, RELEASE, news)
+    assert rid == "acme/platform/ci-templates:1.0.0"  # utils.BuildTwoPartID(project, tag_name)
+    project = gitlab_api.state.projects[PROJECT_ID]
+    assert project.tags["1.0.0"].commit_id == gitlab_api.state.branch_head(project, "main")
+    assert outputs["commit"]["id"] == project.tags["1.0.0"].commit_id and outputs["name"] == news["name"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", outputs["releasedAt"])  # Go's time.RFC3339
+    assert outputs["tagPath"] == f"/{PROJECT}/-/tags/1.0.0" and outputs["links"]["self"].endswith("/-/releases/1.0.0")
+    post = requests(gitlab_api)[-1]
+    assert (post["method"], post["path"], post["status"]) == (
+        "POST",
+        "/api/v4/projects/acme%2Fplatform%2Fci-templates/releases",
+        201,
+    )
+    assert post["body"] == {
+        **{k: news[k] for k in ("name", "description", "ref")},
+        "tag_name": "1.0.0",
+        "milestones": [],
+    }
+
+    read = gitlab_plugin.read(RELEASE, rid, outputs, inputs)
+    assert read.id == rid and plain(read.properties) == outputs
+    assert requests(gitlab_api)[-1]["path"] == "/api/v4/projects/acme%2Fplatform%2Fci-templates/releases/1%2E0%2E0"
+    assert second_up(gitlab_plugin, RELEASE, rid, inputs, outputs).changes == NONE
+    assert list(gitlab_plugin.diff(RELEASE, rid, outputs, inputs, {**inputs, "tagName": "1.1.0"}).replaces) == [
+        "tagName"
+    ]
+    assert list(gitlab_plugin.diff(RELEASE, rid, outputs, inputs, {**inputs, "project": "acme/x"}).replaces) == [
+        "project"
+    ]
+
+    described = {**inputs, "description": "re-described"}
+    diff = gitlab_plugin.diff(RELEASE, rid, outputs, inputs, described)
+    assert (diff.changes, list(diff.diffs), list(diff.replaces)) == (SOME, ["description"], [])
+    updated = plain(gitlab_plugin.update(RELEASE, rid, outputs, described).properties)
+    assert updated["description"] == "re-described" and updated["createdAt"] == outputs["createdAt"]
+    put = requests(gitlab_api)[-1]
+    assert put["method"] == "PUT" and "ref" not in put["body"] and put["body"]["description"] == "re-described"
+
+    gitlab_plugin.delete(RELEASE, rid, updated)
+    assert project.releases == {} and "1.0.0" in project.tags  # the tag stays, as in GitLab
+    with pytest.raises(grpc.RpcError) as gone:  # the real Read errors on a 404 instead of dropping the resource
+        gitlab_plugin.read(RELEASE, rid, updated, described)
+    assert "Unable" not in gone.value.details() and "404" in gone.value.details()
+
+
+def test_release_without_a_ref_for_a_new_tag_fails(gitlab_plugin: Plugin) -> None:
+    assert [f.property for f in gitlab_plugin.check(RELEASE, {"project": PROJECT, "tagName": ""}).failures] == [
+        "tagName"
+    ]
+    with pytest.raises(grpc.RpcError) as refused:
+        deploy(gitlab_plugin, RELEASE, {"project": PROJECT, "tagName": "2.0.0"})
+    assert "422" in refused.value.details() and "Ref is not specified" in refused.value.details()
 
 
 def test_plugin_stderr_and_record_never_hold_a_secret(gitlab_api: GitLabStandIn) -> None:

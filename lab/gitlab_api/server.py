@@ -1,9 +1,10 @@
 """HTTP front of the GitLab REST API stand-in: routing, authentication and the request record.
 
-Only the endpoints the real terraform-provider-gitlab calls for ``UserRunner``, ``GroupVariable`` and
-``RepositoryFile`` (plus the current-user check of its provider configure, the group/project lookups a
-client makes, and ``POST /runners/verify`` that ``gitlab-runner register`` calls with a ``glrt-`` token)
-exist; any other path is a 404, so a client that needs more fails loudly instead of passing by luck.
+Only the endpoints the real terraform-provider-gitlab calls for ``UserRunner``, ``GroupVariable``,
+``RepositoryFile`` and ``Release`` (plus the tag a release creates from a ref, the current-user check of its
+provider configure, the group/project lookups a client makes, and ``POST /runners/verify`` that
+``gitlab-runner register`` calls with a ``glrt-`` token) exist; any other path is a 404, so a client that needs
+more fails loudly instead of passing by luck.
 """
 
 from __future__ import annotations
@@ -167,6 +168,44 @@ def list_commits(call: Call) -> Reply:
     ]
 
 
+def _html(call: Call) -> bool:
+    return call.query.get("include_html_description", "").lower() == "true"
+
+
+def create_release(call: Call) -> Reply:
+    # docs.gitlab.com/ee/api/releases/#create-a-release (201; the tag is created from ref when it does not exist)
+    project = call.state.project(call.params[0])
+    release = call.state.create_release(project, call.body)
+    return 201, call.state.release_json(project, release, call.web_base)
+
+
+def get_release(call: Call) -> Reply:
+    # docs.gitlab.com/ee/api/releases/#get-a-release-by-a-tag-name (include_html_description adds description_html)
+    project = call.state.project(call.params[0])
+    release = call.state.release(project, call.params[1])
+    return 200, call.state.release_json(project, release, call.web_base, _html(call))
+
+
+def update_release(call: Call) -> Reply:
+    # docs.gitlab.com/ee/api/releases/#update-a-release
+    project = call.state.project(call.params[0])
+    release = call.state.update_release(project, call.params[1], call.body)
+    return 200, call.state.release_json(project, release, call.web_base)
+
+
+def delete_release(call: Call) -> Reply:
+    # docs.gitlab.com/ee/api/releases/#delete-a-release (200 with the deleted release; the tag stays)
+    project = call.state.project(call.params[0])
+    release = call.state.delete_release(project, call.params[1])
+    return 200, call.state.release_json(project, release, call.web_base)
+
+
+def get_tag(call: Call) -> Reply:
+    # docs.gitlab.com/ee/api/tags.html#get-a-single-repository-tag
+    project = call.state.project(call.params[0])
+    return 200, call.state.tag_json(project, call.state.tag(project, call.params[1]), call.web_base)
+
+
 SEGMENT = r"([^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     # (method, path pattern under /api/v4, handler, needs a user token)
@@ -188,6 +227,11 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [
     ("POST", re.compile(rf"/projects/{SEGMENT}/repository/files/{SEGMENT}"), create_file, True),
     ("PUT", re.compile(rf"/projects/{SEGMENT}/repository/files/{SEGMENT}"), update_file, True),
     ("DELETE", re.compile(rf"/projects/{SEGMENT}/repository/files/{SEGMENT}"), delete_file, True),
+    ("GET", re.compile(rf"/projects/{SEGMENT}/repository/tags/{SEGMENT}"), get_tag, True),
+    ("POST", re.compile(rf"/projects/{SEGMENT}/releases"), create_release, True),
+    ("GET", re.compile(rf"/projects/{SEGMENT}/releases/{SEGMENT}"), get_release, True),
+    ("PUT", re.compile(rf"/projects/{SEGMENT}/releases/{SEGMENT}"), update_release, True),
+    ("DELETE", re.compile(rf"/projects/{SEGMENT}/releases/{SEGMENT}"), delete_release, True),
 ]
 
 

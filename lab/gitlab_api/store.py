@@ -1,4 +1,4 @@
-"""In-memory state of the GitLab REST API stand-in: groups, projects, runners, group variables, files.
+"""In-memory state of the GitLab REST API stand-in: groups, projects, runners, group variables, files, releases.
 
 Stand-in, not GitLab. It holds only what the endpoints in ``server.py`` need, with the field names
 and defaults of GitLab's REST API documentation (each method cites its page). Errors are
@@ -14,6 +14,7 @@ import itertools
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 # docs.gitlab.com/ee/ci/variables/#mask-a-cicd-variable: one line, >= 8 characters, Base64 alphabet plus @ : . ~
@@ -71,6 +72,23 @@ class Commit:
 
 
 @dataclass
+class Tag:
+    name: str
+    commit_id: str
+    message: str | None = None
+
+
+@dataclass
+class Release:
+    tag_name: str
+    name: str
+    description: str
+    created_at: datetime
+    released_at: datetime
+    milestones: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Project:
     id: int
     path_with_namespace: str
@@ -79,6 +97,8 @@ class Project:
     # branch -> file path -> file
     files: dict[str, dict[str, RepositoryFile]] = field(default_factory=dict)
     commits: list[Commit] = field(default_factory=list)
+    tags: dict[str, Tag] = field(default_factory=dict)
+    releases: dict[str, Release] = field(default_factory=dict)
 
     def as_json(self, web_base: str) -> dict[str, Any]:
         # docs.gitlab.com/ee/api/projects.html#get-a-single-project
@@ -447,3 +467,174 @@ class GitLabState:
         )
         project.commits.append(commit)
         return commit
+
+    # --- releases and their tags: docs.gitlab.com/ee/api/releases/, api/tags.html ---
+
+    def branch_head(self, project: Project, branch: str) -> str:
+        """The newest commit of a branch; a seeded branch without commits has one initial commit."""
+        for commit in reversed(project.commits):
+            if commit.branch == branch:
+                return commit.id
+        initial = f"{project.id}:{branch}:initial"
+        return hashlib.sha1(initial.encode()).hexdigest()  # noqa: S324
+
+    def commit(self, project: Project, sha: str) -> Commit | None:
+        return next((c for c in project.commits if c.id == sha), None)
+
+    def _resolve_ref(self, project: Project, ref: str) -> str | None:
+        # docs.gitlab.com/ee/api/releases/#create-a-release: ref "can be a commit SHA, another tag name, or a
+        # branch name"
+        if ref in project.branches:
+            return self.branch_head(project, ref)
+        if ref in project.tags:
+            return project.tags[ref].commit_id
+        return ref if self.commit(project, ref) is not None else None
+
+    def tag(self, project: Project, tag_name: str) -> Tag:
+        if tag_name not in project.tags:
+            raise ApiError(404, "404 Tag Not Found")
+        return project.tags[tag_name]
+
+    def tag_json(self, project: Project, tag: Tag, web_base: str) -> dict[str, Any]:
+        # docs.gitlab.com/ee/api/tags.html#get-a-single-repository-tag
+        release = project.releases.get(tag.name)
+        return {
+            "name": tag.name,
+            "message": tag.message,
+            "target": tag.commit_id,
+            "commit": self.commit_json(project, tag.commit_id),
+            "release": None if release is None else {"tag_name": tag.name, "description": release.description},
+            "protected": False,
+            "created_at": None,
+        }
+
+    def commit_json(self, project: Project, sha: str) -> dict[str, Any]:
+        commit = self.commit(project, sha)
+        message = commit.message if commit else "Initial commit"
+        author_name = (commit.author_name if commit else None) or self.user["name"]
+        author_email = (commit.author_email if commit else None) or f"{self.user['username']}@example.invalid"
+        parents = [c.id for c in project.commits if commit and c.branch == commit.branch]
+        parent_ids = parents[parents.index(sha) - 1 : parents.index(sha)] if commit and parents.index(sha) else []
+        return {
+            "id": sha,
+            "short_id": sha[:8],
+            "title": message.splitlines()[0],
+            "created_at": "2026-01-01T00:00:00Z",
+            "parent_ids": parent_ids,
+            "message": message,
+            "author_name": author_name,
+            "author_email": author_email,
+            "authored_date": "2026-01-01T00:00:00Z",
+            "committer_name": author_name,
+            "committer_email": author_email,
+            "committed_date": "2026-01-01T00:00:00Z",
+        }
+
+    def release(self, project: Project, tag_name: str) -> Release:
+        if tag_name not in project.releases:
+            raise ApiError(404, "404 Not Found")
+        return project.releases[tag_name]
+
+    def create_release(self, project: Project, params: dict[str, Any]) -> Release:
+        # docs.gitlab.com/ee/api/releases/#create-a-release
+        tag_name = params.get("tag_name")
+        if not isinstance(tag_name, str) or not tag_name:
+            raise ApiError(400, {"error": "tag_name is missing"})
+        if tag_name in project.releases:
+            raise ApiError(409, "Release already exists")
+        if tag_name not in project.tags:
+            # "ref: Required if tag_name doesn't exist"; the tag is created from it (annotated with tag_message)
+            ref = params.get("ref")
+            if not ref:
+                raise ApiError(422, "Ref is not specified")
+            sha = self._resolve_ref(project, str(ref))
+            if sha is None:
+                raise ApiError(400, "Target " + str(ref) + " is invalid")
+            project.tags[tag_name] = Tag(tag_name, sha, params.get("tag_message"))
+        now = datetime.now(UTC).replace(microsecond=0)
+        release = Release(
+            tag_name=tag_name,
+            # "name: The release name" (GitLab uses the tag name when it is omitted)
+            name=str(params.get("name") or tag_name),
+            description=str(params.get("description") or ""),
+            created_at=now,
+            released_at=_timestamp(params.get("released_at")) or now,
+            milestones=[str(m) for m in params.get("milestones") or []],
+        )
+        project.releases[tag_name] = release
+        return release
+
+    def update_release(self, project: Project, tag_name: str, params: dict[str, Any]) -> Release:
+        # docs.gitlab.com/ee/api/releases/#update-a-release: name, description, milestones, released_at
+        release = self.release(project, tag_name)
+        if "name" in params:
+            release.name = str(params["name"] or "")
+        if "description" in params:
+            release.description = str(params["description"] or "")
+        if "milestones" in params:
+            release.milestones = [str(m) for m in params["milestones"] or []]
+        released_at = _timestamp(params.get("released_at"))
+        if released_at is not None:
+            release.released_at = released_at
+        return release
+
+    def delete_release(self, project: Project, tag_name: str) -> Release:
+        # docs.gitlab.com/ee/api/releases/#delete-a-release: "Deleting a release doesn't delete the associated tag"
+        return project.releases.pop(self.release(project, tag_name).tag_name)
+
+    def release_json(self, project: Project, release: Release, web_base: str, html: bool = False) -> dict[str, Any]:
+        # docs.gitlab.com/ee/api/releases/#get-a-release-by-a-tag-name (the response of create/update/delete too)
+        tag = project.tags[release.tag_name]
+        web = f"{web_base}/{project.path_with_namespace}"
+        filters = f"release_tag={release.tag_name}&scope=all"
+        body: dict[str, Any] = {
+            "tag_name": release.tag_name,
+            "description": release.description,
+            "name": release.name,
+            "created_at": _iso(release.created_at),
+            "released_at": _iso(release.released_at),
+            "upcoming_release": release.released_at > datetime.now(UTC),
+            "author": {
+                **self.user,
+                "avatar_url": f"{web_base}/uploads/-/system/user/avatar/{self.user['id']}/avatar.png",
+                "web_url": f"{web_base}/{self.user['username']}",
+            },
+            "commit": self.commit_json(project, tag.commit_id),
+            "milestones": [{"title": title} for title in release.milestones],
+            "commit_path": f"/{project.path_with_namespace}/-/commit/{tag.commit_id}",
+            "tag_path": f"/{project.path_with_namespace}/-/tags/{release.tag_name}",
+            "assets": {"count": 0, "sources": [], "links": []},
+            "evidences": [],
+            "_links": {
+                "closed_issues_url": f"{web}/-/issues?{filters}&state=closed",
+                "closed_merge_requests_url": f"{web}/-/merge_requests?{filters}&state=closed",
+                "edit_url": f"{web}/-/releases/{release.tag_name}/edit",
+                "merged_merge_requests_url": f"{web}/-/merge_requests?{filters}&state=merged",
+                "opened_issues_url": f"{web}/-/issues?{filters}&state=opened",
+                "opened_merge_requests_url": f"{web}/-/merge_requests?{filters}&state=opened",
+                "self": f"{web}/-/releases/{release.tag_name}",
+            },
+        }
+        if html:
+            # include_html_description=true adds description_html (not rendered here: the text, escaped)
+            body["description_html"] = "<p>" + _html_escape(release.description) + "</p>"
+        return body
+
+
+def _timestamp(value: Any) -> datetime | None:
+    # released_at: "Expected in ISO 8601 format (2019-03-15T08:00:00Z)"
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, {"error": "released_at is invalid"}) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,4 +1,5 @@
-"""Stand-in for pulumi-gitlab 10.4.0 (bridging terraform-provider-gitlab): UserRunner, GroupVariable, RepositoryFile.
+"""Stand-in for pulumi-gitlab 10.4.0 (bridging terraform-provider-gitlab): UserRunner, GroupVariable, RepositoryFile,
+Release.
 
 It makes the REST calls the real provider makes, in the same order and with the same parameters, as read in
 terraform-provider-gitlab ``internal/provider/``:
@@ -11,6 +12,10 @@ terraform-provider-gitlab ``internal/provider/``:
 - ``resource_gitlab_repository_file.go`` (sysedwinistrator fork 0c3e52b8): project, file_path, branch
   ForceNew; overwrite_on_create reads the file and updates it with its last_commit_id; update and delete
   re-read last_commit_id first; delete's message is "[DELETE]: <commit_message>".
+- ``resource_gitlab_release.go`` (framework resource; VijetaPriya47/Gitlab-Terraform-Provider 3ffb51d2):
+  Create = POST /projects/:id/releases (no read-back); Read = GET /projects/:id/releases/:tag_name, erroring on
+  any failure, a 404 too; Update = PUT (name, description, milestones, released_at); Delete = DELETE; project and
+  tag_name RequiresReplace; the id is utils.BuildTwoPartID(project, tag_name) = "<project>:<tag_name>".
 Requests go through go-gitlab's conventions: ``Authorization: Bearer`` (the SDK's ``token`` doc: "The OAuth
 method is used"), path parameters escaped with "." as %2E, GET/DELETE options in the query string.
 """
@@ -23,6 +28,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -369,13 +375,143 @@ class RepositoryFileType(ResourceType):
         self.client.call("DELETE", self._path(state), options)
 
 
+def _rfc3339(value: Any) -> str:
+    """Go's time.Format(time.RFC3339) of a GitLab timestamp: whole seconds, "Z" for UTC."""
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    text = moment.replace(microsecond=0).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+class ReleaseType(ResourceType):
+    # resource_gitlab_release.go Schema: project, tag_name Required + RequiresReplace; name, description, ref,
+    # released_at, assets Optional+Computed; tag_message, milestones Optional; the rest Computed
+    pulumi_type = "gitlab:index/release:Release"
+    replace_on_changes = frozenset({"project", "tagName"})
+    computed_outputs: ClassVar[tuple[str, ...]] = (
+        "tagPath",
+        "descriptionHtml",
+        "createdAt",
+        "author",
+        "commit",
+        "upcomingRelease",
+        "commitPath",
+        "links",
+    )
+    optional_computed = frozenset({"name", "description", "ref", "releasedAt", "assets"})
+    set_valued = frozenset({"milestones"})
+
+    def __init__(self, client: GitLabClient) -> None:
+        self.client = client
+
+    def check(self, inputs: Properties) -> list[tuple[str, str]]:
+        # Schema validators: stringvalidator.LengthAtLeast(1) on project and tag_name
+        return [(key, "must be at least 1 character long") for key in ("project", "tagName") if inputs.get(key) == ""]
+
+    @staticmethod
+    def _path(project: str, tag_name: str | None = None) -> str:
+        path = f"projects/{escape(project)}/releases"
+        return path if tag_name is None else f"{path}/{escape(tag_name)}"
+
+    @staticmethod
+    def _state(release: dict[str, Any]) -> Properties:
+        # releaseModelToState: every attribute from the API's answer (description_html "" unless returned)
+        author, commit, links = release.get("author") or {}, release.get("commit") or {}, release.get("_links") or {}
+        return {
+            "name": release.get("name") or "",
+            "tagName": release["tag_name"],
+            "tagPath": release.get("tag_path") or "",
+            "description": release.get("description") or "",
+            "descriptionHtml": release.get("description_html") or "",
+            "createdAt": _rfc3339(release["created_at"]),
+            "releasedAt": _rfc3339(release["released_at"]),
+            "author": {
+                "id": author.get("id", 0),
+                "name": author.get("name") or "",
+                "username": author.get("username") or "",
+                "state": author.get("state") or "",
+                "avatarUrl": author.get("avatar_url") or "",
+                "webUrl": author.get("web_url") or "",
+            },
+            "commit": {
+                "id": commit.get("id") or "",
+                "shortId": commit.get("short_id") or "",
+                "title": commit.get("title") or "",
+                "createdAt": _rfc3339(commit["created_at"]) if commit.get("created_at") else "",
+                "parentIds": list(commit.get("parent_ids") or []),
+                "message": commit.get("message") or "",
+                "authorName": commit.get("author_name") or "",
+                "authorEmail": commit.get("author_email") or "",
+                "authoredDate": _rfc3339(commit["authored_date"]) if commit.get("authored_date") else "",
+                "committerName": commit.get("committer_name") or "",
+                "committerEmail": commit.get("committer_email") or "",
+                "committedDate": _rfc3339(commit["committed_date"]) if commit.get("committed_date") else "",
+            },
+            "upcomingRelease": bool(release.get("upcoming_release")),
+            "commitPath": release.get("commit_path") or "",
+            "assets": {"count": (release.get("assets") or {}).get("count", 0)},
+            "links": {
+                "closedIssuesUrl": links.get("closed_issues_url") or "",
+                "closedMergeRequestsUrl": links.get("closed_merge_requests_url") or "",
+                "editUrl": links.get("edit_url") or "",
+                "mergedMergeRequestsUrl": links.get("merged_merge_requests_url") or "",
+                "openedIssuesUrl": links.get("opened_issues_url") or "",
+                "openedMergeRequestsUrl": links.get("opened_merge_requests_url") or "",
+                "self": links.get("self") or "",
+            },
+        }
+
+    def create(self, inputs: Properties) -> tuple[str, Properties]:
+        # Create: tag_name always; name, tag_message, description, ref when set; released_at when non-empty;
+        # milestones always, each as the framework's attr.Value String() (a quoted string), [] when none
+        options = {
+            "tag_name": inputs["tagName"],
+            "name": inputs.get("name"),
+            "tag_message": inputs.get("tagMessage"),
+            "description": inputs.get("description"),
+            "ref": inputs.get("ref"),
+            "released_at": inputs.get("releasedAt") or None,
+            "milestones": [json.dumps(str(m)) for m in inputs.get("milestones") or []],
+        }
+        release = self.client.call("POST", self._path(str(inputs["project"])), options)
+        resource_id = f"{inputs['project']}:{inputs['tagName']}"
+        return resource_id, {**inputs, **self._state(release)}
+
+    def read(self, resource_id: str, state: Properties) -> Properties | None:
+        # Read: utils.ParseTwoPartID(id); a failed GET (404 included) is an error, not a vanished resource
+        project, tag_name = resource_id.split(":", 1)
+        release = self.client.call("GET", self._path(project, tag_name))
+        return {**state, "project": project, **self._state(release)}
+
+    def update(self, resource_id: str, state: Properties, inputs: Properties) -> Properties:
+        # Update: name, description, milestones, released_at when known in the plan; ref and tag_message are not sent
+        options = {
+            "name": inputs.get("name"),
+            "description": inputs.get("description"),
+            "milestones": [str(m) for m in inputs["milestones"]] if "milestones" in inputs else None,
+            "released_at": inputs.get("releasedAt"),
+        }
+        release = self.client.call("PUT", self._path(str(inputs["project"]), str(inputs["tagName"])), options)
+        return {**state, **inputs, **self._state(release)}
+
+    def delete(self, resource_id: str, state: Properties) -> None:
+        project, tag_name = resource_id.split(":", 1)
+        self.client.call("DELETE", self._path(project, tag_name))
+
+
 class GitLabPackage(Package):
     name = "gitlab"
     version = "10.4.0"
 
     def __init__(self) -> None:
         self.client = GitLabClient()
-        super().__init__([UserRunnerType(self.client), GroupVariableType(self.client), RepositoryFileType(self.client)])
+        super().__init__(
+            [
+                UserRunnerType(self.client),
+                GroupVariableType(self.client),
+                RepositoryFileType(self.client),
+                ReleaseType(self.client),
+            ]
+        )
 
     def configure(self, config: Properties) -> None:
         # provider.go: base_url and token fall back to GITLAB_BASE_URL and GITLAB_TOKEN

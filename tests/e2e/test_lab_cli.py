@@ -88,17 +88,20 @@ def pulumi(tmp_path: Path, gitlab_api: GitLabStandIn) -> Any:
 
 def test_up_again_refresh_update_destroy(pulumi: Any, gitlab_api: GitLabStandIn) -> None:
     first = pulumi("up", "--yes")
-    assert "+ 10 created" in first
+    assert "+ 11 created" in first
     assert re.search(r"runner_token\s*: \[secret\]", first) and re.search(r"key_id\s*: \[secret\]", first)
     api = gitlab_api.state
     assert [r.tag_list for r in api.runners.values()] == [["flywheel-nix"]]
     attic_token = api.variables[4242][("ATTIC_TOKEN", "*")]
     assert (attic_token.masked, attic_token.hidden) == (True, True)
     assert api.projects[7].files["main"]["templates/greedy-build.yml"].content.startswith(b"spec: {}\n---\n")
+    # the release is tagged at the commit that added the component file (it depends on it)
+    assert api.projects[7].tags["1.0.0"].commit_id == api.projects[7].commits[-1].id
+    assert api.projects[7].releases["1.0.0"].name == "greedy-build 1.0.0"
 
     writes = len([e for e in read_record(gitlab_api.record or Path()) if e["method"] in WRITES])
-    assert "10 unchanged" in pulumi("up", "--yes")
-    assert "10 unchanged" in pulumi("refresh", "--yes")
+    assert "11 unchanged" in pulumi("up", "--yes")
+    assert "11 unchanged" in pulumi("refresh", "--yes")
     assert len([e for e in read_record(gitlab_api.record or Path()) if e["method"] in WRITES]) == writes
 
     state = pulumi("stack", "export")
@@ -107,9 +110,10 @@ def test_up_again_refresh_update_destroy(pulumi: Any, gitlab_api: GitLabStandIn)
 
     pulumi("config", "set", "labcheck:runnerDescription", "pool nix v2")
     updated = pulumi("up", "--yes")
-    assert "~ 1 updated" in updated and "9 unchanged" in updated
+    assert "~ 1 updated" in updated and "10 unchanged" in updated
     assert [r.description for r in api.runners.values()] == ["pool nix v2"]
 
     pulumi("destroy", "--yes")
     assert api.runners == {} and api.variables[4242] == {}
     assert "templates/greedy-build.yml" not in api.projects[7].files["main"]
+    assert list(api.projects[7].releases) == ["1.0.0"]  # retain_on_delete: destroy leaves the release in GitLab
