@@ -40,7 +40,11 @@ def test_plan_then_deploy_apply_the_reviewed_change_with_the_real_cli(lab: Lab, 
     repo = project_copy(tmp_path / "repo", policy_venv=False)
     (repo / "policies" / "venv").symlink_to(policy_venv())
     state = tmp_path / "state"
-    cli = Project(tmp_path, lab.project.path_entries, env={"PULUMI_BACKEND_URL": f"file://{state}"})
+    cli = Project(
+        tmp_path,
+        lab.project.path_entries,
+        env={"PULUMI_BACKEND_URL": f"file://{state}", "KUBECONFIG": str(lab.control_plane.kubeconfig)},
+    )
     cli.dir = repo
     cli.state, cli.home = state, tmp_path / "pulumi-home"
     state.mkdir()
