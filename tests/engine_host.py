@@ -94,13 +94,15 @@ class DynamicHost:
     engine: EngineLog
     process: subprocess.Popen[bytes]
     stderr_path: Path
-    serialized: dict[int, str] = field(default_factory=dict)
+    # id(provider) -> (provider, its serialization). The provider is kept so that its id is never reused by
+    # a later object while the entry lives (a collected provider's id went to the next test's provider).
+    serialized: dict[int, tuple[ResourceProvider, str]] = field(default_factory=dict)
 
     def _props(self, provider: ResourceProvider, props: Mapping[str, Any]) -> struct_pb2.Struct:
         key = id(provider)
         if key not in self.serialized:
-            self.serialized[key] = serialize_provider(provider)
-        return engine_struct({**props, PROVIDER_KEY: self.serialized[key]})
+            self.serialized[key] = (provider, serialize_provider(provider))
+        return engine_struct({**props, PROVIDER_KEY: self.serialized[key][1]})
 
     def check(self, provider: ResourceProvider, news: Mapping[str, Any], olds: Mapping[str, Any] | None = None) -> Any:
         return self.stub.Check(
