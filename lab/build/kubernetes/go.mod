@@ -1,4 +1,4 @@
-// Builds the real Kubernetes control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and kubectl
+// Builds the real Kubernetes control plane (kube-apiserver, kube-controller-manager, kube-scheduler)
 // from k8s.io/kubernetes. Its go.mod points every staging module at ./staging/src/...; a dependency's replace
 // lines are ignored, so this module pins each staging module to its published v0.36.1 instead.
 module flywheel.lab/kubernetes
