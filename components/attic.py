@@ -30,6 +30,7 @@ from components.kube import (
     rerun_when_failed,
     restricted_container_security,
     restricted_pod_security,
+    secret_data,
     selector_labels,
     standard_labels,
 )
@@ -245,12 +246,14 @@ class AtticServer(pulumi.ComponentResource):
             f"{name}-server",
             metadata=self._metadata(f"{name}-server", "api-server"),
             type="Opaque",
-            string_data={
-                # atticd wants base64 of the PKCS#1 PEM ("BEGIN RSA PRIVATE KEY"), which tls gives for RSA.
-                "ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64": self.jwt_signing_key.private_key_pem.apply(
-                    lambda pem: base64.b64encode(pem.encode()).decode()
-                ),
-            },
+            data=secret_data(
+                {
+                    # atticd wants base64 of the PKCS#1 PEM ("BEGIN RSA PRIVATE KEY"), which tls gives for RSA.
+                    "ATTIC_SERVER_TOKEN_RS256_SECRET_BASE64": self.jwt_signing_key.private_key_pem.apply(
+                        lambda pem: base64.b64encode(pem.encode()).decode()
+                    ),
+                }
+            ),
             opts=self._child(),
         )
         key_name = nix_key_name(self.endpoints, config.cache_name)
@@ -268,7 +271,7 @@ class AtticServer(pulumi.ComponentResource):
             f"{name}-nix-signing-key",
             metadata=self._metadata(f"{name}-nix-signing-key", "cache-init"),
             type="Opaque",
-            string_data={"secret-key": nix_secret_key, "public-key": self.public_key},
+            data=secret_data({"secret-key": nix_secret_key, "public-key": self.public_key}),
             opts=self._child(),
         )
 
@@ -528,13 +531,17 @@ class AtticServer(pulumi.ComponentResource):
             f"{name}-cache-init",
             metadata=self._metadata(f"{name}-cache-init", "cache-init"),
             type="Opaque",
-            string_data={
-                "token": self.bootstrap_token.token,
-                "create-cache.json": nix_secret_key.apply(lambda key: json.dumps(create_cache_request(config, key))),
-                "configure-cache.json": nix_secret_key.apply(
-                    lambda key: json.dumps(configure_cache_request(config, key))
-                ),
-            },
+            data=secret_data(
+                {
+                    "token": self.bootstrap_token.token,
+                    "create-cache.json": nix_secret_key.apply(
+                        lambda key: json.dumps(create_cache_request(config, key))
+                    ),
+                    "configure-cache.json": nix_secret_key.apply(
+                        lambda key: json.dumps(configure_cache_request(config, key))
+                    ),
+                }
+            ),
             opts=self._child(),
         )
         script = k8s.core.v1.ConfigMap(

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import DatabaseConfig
 from components.config_types import parse_humantime
-from components.kube import WAIT_FOR_ANNOTATION, SecretKeyRef, await_timeouts, standard_labels
+from components.kube import WAIT_FOR_ANNOTATION, SecretKeyRef, await_timeouts, secret_data, standard_labels
 
 COMPONENT = "database"
 CNPG_API_VERSION = "postgresql.cnpg.io/v1"
@@ -112,7 +112,7 @@ class AtticDatabase(pulumi.ComponentResource):
             f"{self._name}-url",
             metadata=self._metadata(secret_name),
             type="Opaque",
-            string_data={"uri": pulumi.Output.secret(config.url.get_secret_value())},
+            data=secret_data({"uri": config.url.get_secret_value()}),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.ready = [secret]

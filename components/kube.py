@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -31,6 +33,22 @@ def rerun_when_failed(deadline_seconds: int) -> tuple[dict[str, str], pulumi.Res
         {REPLACE_UNREADY_ANNOTATION: "true"},
         pulumi.ResourceOptions(custom_timeouts=await_timeouts(deadline_seconds + AWAIT_MARGIN_SECONDS)),
     )
+
+
+def secret_data(values: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Output[str]]:
+    """A Secret's ``data``: each value base64-encoded, and secret.
+
+    Never ``stringData`` for values generated during the update: pulumi-kubernetes folds stringData into data in
+    Check only when no value is computed (provider/v4 pkg/provider/provider.go:2572, pkg/clients/unstructured.go
+    normalizeSecretStringData), so a plan made while a value is unknown holds ``stringData`` and the apply holds
+    ``data``, and ``pulumi up --plan`` refuses the apply ("violates plan").
+    """
+    return {
+        key: pulumi.Output.secret(
+            pulumi.Output.from_input(value).apply(lambda text: base64.b64encode(text.encode()).decode())
+        )
+        for key, value in values.items()
+    }
 
 
 def standard_labels(name: str, component: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ import tomli_w
 from components.config import GitlabConfig, JobsQuota, Resources, RunnerFleetConfig, RunnerPoolConfig
 from components.config_types import parse_quantity
 from components.contract import CacheContract
-from components.kube import standard_labels
+from components.kube import secret_data, standard_labels
 from components.network_policies import Endpoint, IngressController, job_egress_rules
 
 CHART = "gitlab-runner"
@@ -261,7 +261,7 @@ class RunnerPool(pulumi.ComponentResource):
             f"{name}-token",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{release}-token", namespace=manager_namespace, labels=labels),
             type="Opaque",
-            string_data=dict.fromkeys(TOKEN_KEYS, token),
+            data=secret_data(dict.fromkeys(TOKEN_KEYS, token)),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -25,6 +25,7 @@ from components.kube import (
     rerun_when_failed,
     restricted_container_security,
     restricted_pod_security,
+    secret_data,
     selector_labels,
     standard_labels,
 )
@@ -172,10 +173,7 @@ class ObjectStorage(pulumi.ComponentResource):
             f"{self._name}-{consumer}-credentials",
             metadata=self._metadata(secret_name, consumer),
             type="Opaque",
-            string_data={
-                "AWS_ACCESS_KEY_ID": pulumi.Output.secret(key_id),
-                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(secret),
-            },
+            data=secret_data({"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}),
             opts=self._child(),
         )
         return S3Access(secret_name)
@@ -236,7 +234,7 @@ class ObjectStorage(pulumi.ComponentResource):
             f"{self._name}-seaweedfs-identities",
             metadata=self._metadata(SEAWEEDFS_IDENTITIES),
             type="Opaque",
-            string_data={"s3.json": pulumi.Output.secret(document)},
+            data=secret_data({"s3.json": document}),
             opts=self._child(),
         )
         admin = self._access_secret(ADMIN, *keys[ADMIN])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import inspect
 import json
@@ -99,6 +100,11 @@ def unwrap_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap_secrets(v) for v in value]
     return value
+
+
+def decoded_data(secret: dict[str, Any]) -> dict[str, str]:
+    """A Secret's ``data`` (its inputs, unredacted) as text: the program base64-encodes every value."""
+    return {key: base64.b64decode(value, validate=True).decode() for key, value in secret["data"].items()}
 
 
 def run_unredacted(stack: StackConfig) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:

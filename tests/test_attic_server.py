@@ -103,6 +103,10 @@ class AtticRun:
         return [*values, self.values["ci_token"], self.values["jwt_private_key"], self.values["nix_secret_key"]]
 
 
+def decoded(data: dict[str, str]) -> dict[str, str]:
+    return {key: base64.b64decode(value, validate=True).decode() for key, value in data.items()}
+
+
 def run_attic(overrides: dict[str, Any] | None = None, *, with_gc: bool = True) -> AtticRun:
     """Build AtticServer (and the GC worker) under the mocks; collect manifests and resolved values."""
     config = AtticConfig.model_validate({**DEV_ATTIC, **(overrides or {})})
@@ -127,15 +131,15 @@ def run_attic(overrides: dict[str, Any] | None = None, *, with_gc: bool = True) 
             "public_key": server.public_key,
             "ci_token": server.ci_token,
             "jwt_private_key": server.jwt_signing_key.private_key_pem,
-            "nix_secret_key": server.nix_key_secret.string_data.apply(lambda d: d["secret-key"]),
+            "nix_secret_key": server.nix_key_secret.data.apply(lambda d: base64.b64decode(d["secret-key"]).decode()),
             "rendered_server_toml": pulumi.Output.from_input(server.rendered_files["attic/server.toml"]),
         }
         for key, output in outputs.items():
             values[key] = await output.future()
             secret[key] = await output.is_secret()
         for resource in (server.server_secret, server.nix_key_secret):
-            secret_data[await resource.metadata.name.future()] = await resource.string_data.future()
-        secret_data["attic-cache-init"] = await server.cache_init_secret.string_data.future()
+            secret_data[await resource.metadata.name.future()] = decoded(await resource.data.future())
+        secret_data["attic-cache-init"] = decoded(await server.cache_init_secret.data.future())
 
     monitor = run_under_mocks(main, "unit")
     resources = registered_resources(monitor)
@@ -271,7 +275,8 @@ def test_no_secret_value_appears_outside_secrets(dev: AtticRun) -> None:
         assert base64.b64encode(value.encode()).decode() not in plain
     for manifest in dev.all("Secret"):
         # the render keeps a secret mapping's keys (not secret) and redacts every value
-        assert manifest["stringData"] and set(manifest["stringData"].values()) == {REDACTED}
+        assert "stringData" not in manifest  # data only: a plan must not hold stringData (kube.secret_data)
+        assert manifest["data"] and set(manifest["data"].values()) == {REDACTED}
     # nor does a secret Output: the render shows it redacted, but the cluster would get it in plain text
     for manifest in dev.manifests:
         if manifest["kind"] != "Secret":

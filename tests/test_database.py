@@ -12,7 +12,7 @@ import pytest
 from components.config import DatabaseConfig
 from components.database import cnpg_app_secret, cnpg_cluster_spec
 from components.kube import SecretKeyRef
-from tests.conftest import dev_value, run_unredacted
+from tests.conftest import decoded_data, dev_value, run_unredacted
 from tests.k8s_schema import schema_errors
 from tests.test_config import problems_for, with_change
 from tools.render import REDACTED, RenderResult, kubernetes_objects
@@ -111,7 +111,7 @@ def test_external_dsn_is_kept_in_a_secret_this_program_owns(external_render: Ren
     secret = named["attic-db-url"]["inputs"]
     assert secret["kind"] == "Secret"
     assert secret["metadata"]["name"] == "attic-db-url" and secret["metadata"]["namespace"] == "flywheel"
-    assert secret["stringData"] == {"uri": REDACTED}
+    assert secret["data"] == {"uri": REDACTED}
     manifests = [m for m in kubernetes_objects(external_render.resources) if m["metadata"]["name"] == "attic-db-url"]
     assert len(manifests) == 1
     assert schema_errors(manifests) == []
@@ -134,7 +134,7 @@ def test_external_url_reference_is_the_owned_secret() -> None:
     from tests.conftest import stack_with
 
     inputs, outputs = run_unredacted(stack_with({"database": {"backend": "external", "url": DSN}}))
-    assert inputs["attic-db-url"]["stringData"] == {"uri": DSN}
+    assert decoded_data(inputs["attic-db-url"]) == {"uri": DSN}
     assert outputs["database_url_secret"] == "attic-db-url"
     assert outputs["database_backend"] == "external"
 

@@ -62,3 +62,13 @@ def test_what_depends_on_generated_keys_reaches_the_providers_unknown() -> None:
     # the cache-init Job is named after the Nix public key: unknown until the key exists
     cache_init = registrations[("kubernetes:batch/v1:Job", "attic-cache-init")]
     assert has_unknown(cache_init.inputs["metadata"]["name"])
+
+
+def test_no_secret_sends_generated_values_as_string_data() -> None:
+    """pulumi-kubernetes folds ``stringData`` into ``data`` in Check only when nothing is computed
+    (provider/v4 pkg/provider/provider.go:2572), so a Secret whose value is unknown at plan time would be planned
+    with ``stringData`` and applied with ``data``: `pulumi up --plan` (the deploy job) refuses that apply."""
+    secrets = [r for r in first_preview().registrations if r.type == "kubernetes:core/v1:Secret"]
+    unknown = [r.name for r in secrets if has_unknown(r.inputs.get("data", {}))]
+    assert len(unknown) >= 7  # S3 identities and credentials, Attic keys and cache-init, runner tokens
+    assert [r.name for r in secrets if "stringData" in r.inputs] == []

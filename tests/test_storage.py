@@ -23,6 +23,7 @@ from components.storage import (
     seaweedfs_scopes,
 )
 from tests.conftest import (
+    decoded_data,
     dev_stack,
     dev_value,
     require_binary,
@@ -97,8 +98,8 @@ def test_seaweedfs_manifests_validate_against_kubernetes_1_31(dev_render: Render
     assert len(manifests) == 8  # StatefulSet, 2 Services, Job, identities + 3 credential Secrets
     assert schema_errors(manifests) == []
     secrets = by_name(dev_render, "Secret")
-    assert secrets["seaweedfs-s3-identities"]["stringData"] == {"s3.json": REDACTED}
-    assert secrets["attic-s3-credentials"]["stringData"] == dict.fromkeys(
+    assert secrets["seaweedfs-s3-identities"]["data"] == {"s3.json": REDACTED}
+    assert secrets["attic-s3-credentials"]["data"] == dict.fromkeys(
         ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], REDACTED
     )
 
@@ -154,12 +155,12 @@ def test_bucket_job_runs_the_repo_script_with_the_admin_identity(dev_render: Ren
 
 def test_seaweedfs_identities_secret_holds_three_scoped_identities_matching_the_consumer_secrets() -> None:
     inputs, outputs = run_unredacted(dev_stack())
-    document = json.loads(inputs["storage-seaweedfs-identities"]["stringData"]["s3.json"])
+    document = json.loads(decoded_data(inputs["storage-seaweedfs-identities"])["s3.json"])
     identities = {i["name"]: i for i in document["identities"]}
     assert identities.keys() == {ADMIN, ATTIC, BAZEL}
     assert {n: i["actions"] for n, i in identities.items()} == seaweedfs_scopes("flywheel-attic", "bazel/")
     for consumer in (ADMIN, ATTIC, BAZEL):
-        secret = inputs[f"storage-{consumer}-credentials"]["stringData"]
+        secret = decoded_data(inputs[f"storage-{consumer}-credentials"])
         credential = identities[consumer]["credentials"][0]
         assert secret == {
             "AWS_ACCESS_KEY_ID": credential["accessKey"],
@@ -191,7 +192,7 @@ def test_consumers_get_their_own_credential_secrets() -> None:
     bazel = inputs["storage-bazel-remote-credentials"]
     assert attic["metadata"]["name"] == "attic-s3-credentials"
     assert bazel["metadata"]["name"] == "bazel-remote-s3-credentials"
-    assert attic["stringData"] != bazel["stringData"]
+    assert decoded_data(attic) != decoded_data(bazel)
 
 
 @pytest.mark.parametrize("backend", ["seaweedfs", "s3"])
@@ -264,14 +265,14 @@ def test_s3_manifests_validate_and_leak_no_credential(s3_render: RenderResult) -
 def test_s3_consumers_share_the_identity_unless_bazel_credentials_are_set() -> None:
     shared, outputs = run_unredacted(stack_with({"storage": S3_STORAGE}))
     expected = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
-    assert shared["storage-attic-credentials"]["stringData"] == expected
-    assert shared["storage-bazel-remote-credentials"]["stringData"] == expected
+    assert decoded_data(shared["storage-attic-credentials"]) == expected
+    assert decoded_data(shared["storage-bazel-remote-credentials"]) == expected
     assert outputs["storage_endpoint"] == "https://objects.example.com"
 
     own = {"accessKeyId": BAZEL_KEY_ID, "secretAccessKey": BAZEL_SECRET}
     separate, _ = run_unredacted(stack_with({"storage": {**S3_STORAGE, "bazelCredentials": own}}))
-    assert separate["storage-attic-credentials"]["stringData"] == expected
-    assert separate["storage-bazel-remote-credentials"]["stringData"] == {
+    assert decoded_data(separate["storage-attic-credentials"]) == expected
+    assert decoded_data(separate["storage-bazel-remote-credentials"]) == {
         "AWS_ACCESS_KEY_ID": BAZEL_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": BAZEL_SECRET,
     }
