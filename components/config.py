@@ -515,6 +515,13 @@ class BazelCacheConfig(Model):
     storage_size: Quantity = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
     storage_class: str | None = Field(None, description="StorageClass of the volume.")
     s3_tier: bool = Field(False, description="Use the object store (prefix `bazel/`) as a second tier.")
+    s3_retention_days: int = Field(
+        30,
+        ge=1,
+        le=255,
+        description="With `s3Tier`: the store deletes what bazel-remote wrote under `bazel/` this many days after "
+        "writing it (S3 lifecycle expiry; SeaweedFS path TTL, at most 255 days).",
+    )
     resources: Resources = Field(default_factory=Resources, description="bazel-remote resources.")
 
     @property

@@ -100,10 +100,19 @@ def endpoint_ingress_rules(
 
 
 def seaweedfs_ingress_rules(
-    selector: Mapping[str, str], s3_port: int
+    selector: Mapping[str, str], s3_port: int, bucket_job: Mapping[str, str], filer_port: int
 ) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
-    """S3 from the namespace's pods (scoped identities); master, volume and filer ports only from itself."""
+    """S3 from the namespace's pods (scoped identities); the filer's HTTP port from the bucket Job (it writes
+    filer.conf); master, volume and filer ports otherwise only from itself."""
     return [
+        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+            from_=[
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(bucket_job))
+                )
+            ],
+            ports=_tcp([filer_port]),
+        ),
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs())],
             ports=_tcp([s3_port]),

@@ -28,7 +28,13 @@ from components.network_policies import (
 )
 from components.runners import RunnerFleet
 from components.storage import COMPONENT as STORAGE_COMPONENT
-from components.storage import SEAWEEDFS, SEAWEEDFS_S3_PORT, ObjectStorage
+from components.storage import (
+    SEAWEEDFS,
+    SEAWEEDFS_BUCKET_JOB,
+    SEAWEEDFS_FILER_PORT,
+    SEAWEEDFS_S3_PORT,
+    ObjectStorage,
+)
 
 
 class Platform(pulumi.ComponentResource):
@@ -60,7 +66,14 @@ class Platform(pulumi.ComponentResource):
         on_gitlab = pulumi.ResourceOptions(parent=self, provider=self.gitlab_provider)
 
         # --- object storage and database (components/storage.py, components/database.py) ---
-        self.storage = ObjectStorage("storage", config.storage, config.namespace, opts=in_namespace)
+        bazel_tier = config.bazel_cache.enabled and config.bazel_cache.s3_tier
+        self.storage = ObjectStorage(
+            "storage",
+            config.storage,
+            config.namespace,
+            opts=in_namespace,
+            bazel_retention_days=config.bazel_cache.s3_retention_days if bazel_tier else None,
+        )
         self.database = AtticDatabase("attic-db", config.database, config.namespace, opts=in_namespace)
         self._publish(self.storage.rendered_files)
         self.outputs.update(
@@ -159,7 +172,9 @@ class Platform(pulumi.ComponentResource):
         ]
         if config.storage.backend == "seaweedfs":
             seaweedfs = selector_labels(SEAWEEDFS, STORAGE_COMPONENT)
-            guarded.append(GuardedPods("seaweedfs", seaweedfs, seaweedfs_ingress_rules(seaweedfs, SEAWEEDFS_S3_PORT)))
+            bucket_job = selector_labels(SEAWEEDFS_BUCKET_JOB, STORAGE_COMPONENT)
+            rules = seaweedfs_ingress_rules(seaweedfs, SEAWEEDFS_S3_PORT, bucket_job, SEAWEEDFS_FILER_PORT)
+            guarded.append(GuardedPods("seaweedfs", seaweedfs, rules))
         self.ingress_policies = PlatformIngressPolicies(
             "platform-network", config.namespace, guarded, opts=in_namespace
         )

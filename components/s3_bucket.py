@@ -1,10 +1,10 @@
 """An S3 bucket on any S3-compatible store, managed by a Pulumi dynamic provider written with boto3.
 
 The provider creates the bucket (adopting one the credentials already own), blocks public access,
-sets one lifecycle rule that only aborts incomplete multipart uploads (never object expiry: Attic's
-GC owns the objects), and sets tags. An API the store does not implement is logged as "unsupported
-here" and skipped. Errors name the endpoint and the bucket and carry no traceback. Credentials are
-secret inputs; they are never logged.
+sets lifecycle rules (abort incomplete multipart uploads; when bazel-remote tiers onto the bucket, expire
+its objects under `bazel/`; never expiry of Attic's objects: Attic's GC owns them), and sets tags. An API
+the store does not implement is logged as "unsupported here" and skipped. Errors name the endpoint and
+the bucket and carry no traceback. Credentials are secret inputs; they are never logged.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from components.provider_host import ProviderError, engine_call
 
 ABORT_INCOMPLETE_UPLOADS_DAYS = 7
 LIFECYCLE_RULE_ID = "flywheel-abort-incomplete-multipart-uploads"
+BAZEL_EXPIRY_RULE_ID = "flywheel-bazel-remote-expiry"
+OWN_RULE_IDS = frozenset({LIFECYCLE_RULE_ID, BAZEL_EXPIRY_RULE_ID})
 CONNECT_TIMEOUT_SECONDS = 3
 READ_TIMEOUT_SECONDS = 5
 MAX_ATTEMPTS = 2  # total tries per call: unreachable stores fail in well under 15 s
@@ -41,8 +43,34 @@ def _warn(message: str) -> None:
     provider_host.warn(message)
 
 
-def bucket_settings(tags: dict[str, str], abort_days: int = ABORT_INCOMPLETE_UPLOADS_DAYS) -> dict[str, Any]:
-    """The desired bucket configuration (no secrets): what the provider applies and the render shows."""
+def bucket_settings(
+    tags: dict[str, str],
+    abort_days: int = ABORT_INCOMPLETE_UPLOADS_DAYS,
+    bazel_expiry: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    """The desired bucket configuration (no secrets): what the provider applies and the render shows.
+
+    ``bazel_expiry`` is (prefix, days): bazel-remote never deletes from its S3 tier, so the store expires what it
+    wrote that many days after writing it. Attic's objects never expire here (its GC owns them).
+    """
+    rules: list[dict[str, Any]] = [
+        {
+            "ID": LIFECYCLE_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": abort_days},
+        }
+    ]
+    if bazel_expiry is not None:
+        prefix, days = bazel_expiry
+        rules.append(
+            {
+                "ID": BAZEL_EXPIRY_RULE_ID,
+                "Status": "Enabled",
+                "Filter": {"Prefix": prefix},
+                "Expiration": {"Days": days},
+            }
+        )
     return {
         "publicAccessBlock": {
             "BlockPublicAcls": True,
@@ -50,16 +78,7 @@ def bucket_settings(tags: dict[str, str], abort_days: int = ABORT_INCOMPLETE_UPL
             "BlockPublicPolicy": True,
             "RestrictPublicBuckets": True,
         },
-        "lifecycle": {
-            "Rules": [
-                {
-                    "ID": LIFECYCLE_RULE_ID,
-                    "Status": "Enabled",
-                    "Filter": {"Prefix": ""},
-                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": abort_days},
-                }
-            ]
-        },
+        "lifecycle": {"Rules": rules},
         "tags": {"TagSet": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]},
     }
 
@@ -128,7 +147,9 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
 
     def _apply_settings(self, client: Any, props: dict[str, Any]) -> list[str]:
         """Put public-access block, lifecycle and tags; return the APIs the store does not implement."""
-        settings = bucket_settings(dict(props.get("tags") or {}), int(props["abortIncompleteUploadsDays"]))
+        settings = bucket_settings(
+            dict(props.get("tags") or {}), int(props["abortIncompleteUploadsDays"]), _bazel_expiry(props)
+        )
         bucket = props["bucket"]
         unsupported: list[str] = []
         steps: list[tuple[str, Callable[[], Any]]] = [
@@ -174,12 +195,12 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
             if code in UNSUPPORTED_CODES or status in UNSUPPORTED_STATUSES:
                 raise
             existing = []  # NoSuchLifecycleConfiguration
-        dropped = sorted(str(rule.get("ID", "?")) for rule in existing if rule.get("ID") != LIFECYCLE_RULE_ID)
+        dropped = sorted(str(rule.get("ID", "?")) for rule in existing if rule.get("ID") not in OWN_RULE_IDS)
         if dropped:
             # Expiry rules would delete objects Attic's database still references.
             self._warn(
                 f"bucket '{props['bucket']}' on {props['endpoint']}: replacing its lifecycle rules "
-                f"{', '.join(dropped)} with the single abort-incomplete-uploads rule (no object expiry)"
+                f"{', '.join(dropped)} with flywheel's own (abort incomplete uploads; bazel/ expiry only)"
             )
         client.put_bucket_lifecycle_configuration(Bucket=props["bucket"], LifecycleConfiguration=lifecycle)
 
@@ -269,7 +290,7 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
     @engine_call
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
         replaces = [key for key in ("bucket", "endpoint", "region") if olds.get(key) != news.get(key)]
-        watched = ("tags", "abortIncompleteUploadsDays", "retainOnDelete", *SECRET_PROPERTIES)
+        watched = ("tags", "abortIncompleteUploadsDays", *BAZEL_EXPIRY_PROPERTIES, "retainOnDelete", *SECRET_PROPERTIES)
         changed = replaces + [key for key in watched if olds.get(key) != news.get(key)]
         return pulumi.dynamic.DiffResult(
             changes=bool(changed),
@@ -302,6 +323,17 @@ class S3BucketProvider(pulumi.dynamic.ResourceProvider):
             client.delete_bucket(Bucket=props["bucket"])
 
 
+BAZEL_EXPIRY_PROPERTIES = ("bazelPrefix", "bazelExpiryDays")
+
+
+def _bazel_expiry(props: dict[str, Any]) -> tuple[str, int] | None:
+    """(prefix, days) from the properties; the engine sends the days as a double."""
+    days, prefix = props.get("bazelExpiryDays"), props.get("bazelPrefix")
+    if days is None or not prefix:
+        return None
+    return str(prefix), int(days)
+
+
 def _error_parts(err: Any) -> tuple[str, str, int]:
     error = err.response.get("Error", {})
     status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
@@ -329,6 +361,7 @@ class S3Bucket(pulumi.dynamic.Resource):
         tags: dict[str, str],
         retain_on_delete: bool,
         abort_incomplete_uploads_days: int = ABORT_INCOMPLETE_UPLOADS_DAYS,
+        bazel_expiry: tuple[str, int] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -343,6 +376,8 @@ class S3Bucket(pulumi.dynamic.Resource):
             "adopted": None,
             "unsupported": None,
         }
+        if bazel_expiry is not None:
+            props["bazelPrefix"], props["bazelExpiryDays"] = bazel_expiry
         secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=list(SECRET_PROPERTIES))
         super().__init__(S3BucketProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))
 

@@ -34,8 +34,12 @@ from components.s3_bucket import ABORT_INCOMPLETE_UPLOADS_DAYS, S3Bucket, bucket
 BAZEL_PREFIX = "bazel/"
 SEAWEEDFS = "seaweedfs"
 SEAWEEDFS_S3_SERVICE = "seaweedfs-s3"
+SEAWEEDFS_BUCKET_JOB = "seaweedfs-create-bucket"
 SEAWEEDFS_IDENTITIES = "seaweedfs-s3-identities"  # the Secret holding SeaweedFS's s3.json
 SEAWEEDFS_S3_PORT = 8333
+# The filer's HTTP port (`weed server` default -filer.port). Only the bucket Job reaches it from outside the pod:
+# it writes /etc/seaweedfs/filer.conf, SeaweedFS's path-specific configuration, there.
+SEAWEEDFS_FILER_PORT = 8888
 SEAWEEDFS_CONFIG_DIR = "/etc/seaweedfs"
 SEAWEEDFS_VOLUME_SIZE_LIMIT_MB = 1024
 # The image's entrypoint drops root to `seaweed` (uid/gid 1000) before weed runs (docker/entrypoint.sh):
@@ -96,6 +100,22 @@ def seaweedfs_server_args(s3_config_path: str) -> list[str]:
     ]
 
 
+def seaweedfs_filer_conf(bucket: str, bazel_retention_days: int | None, bazel_prefix: str = BAZEL_PREFIX) -> str:
+    """SeaweedFS's filer.conf: a TTL on bazel-remote's prefix of the bucket, or no path rule at all.
+
+    bazel-remote never deletes from its S3 tier; the filer stamps every entry written under a location prefix with
+    its TTL and stops serving it once the TTL has passed (seen with the real 4.48 binary:
+    tests/test_workloads_lab.py). A TTL is a count of at most 255 of one unit, so days fit up to 255. This program
+    owns the file: the bucket Job writes the whole of it on every run, so a retention turned off is removed.
+    """
+    locations = (
+        [{"locationPrefix": f"/buckets/{bucket}/{bazel_prefix}", "ttl": f"{bazel_retention_days}d"}]
+        if bazel_retention_days is not None
+        else []
+    )
+    return json.dumps({"version": 1, "locations": locations}, sort_keys=True)
+
+
 def in_cluster_url(service: str, namespace: str, port: int) -> str:
     return f"http://{service}.{namespace}.svc.cluster.local:{port}"
 
@@ -129,10 +149,19 @@ class ObjectStorage(pulumi.ComponentResource):
     """Resources consumers should depend on: the bucket exists once they are done."""
 
     def __init__(
-        self, name: str, config: StorageConfig, namespace: str, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        config: StorageConfig,
+        namespace: str,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        bazel_retention_days: int | None = None,
     ) -> None:
+        """``bazel_retention_days``: when bazel-remote tiers onto the bucket, how long the store keeps what it
+        wrote under its prefix (None: bazel-remote does not use the bucket)."""
         super().__init__("flywheel:index:ObjectStorage", name, None, opts)
         self._name = name
+        self._bazel_retention_days = bazel_retention_days
         self._namespace = namespace
         self.region = config.region
         self.bucket = config.bucket
@@ -160,6 +189,11 @@ class ObjectStorage(pulumi.ComponentResource):
     def bazel_target(self) -> S3Target:
         """bazel-remote's view of the store: its prefix of the bucket, with its own identity."""
         return S3Target(self.endpoint, self.region, self.bucket, self.bazel_access, prefix=self.bazel_prefix)
+
+    @property
+    def _bazel_expiry(self) -> tuple[str, int] | None:
+        days = self._bazel_retention_days
+        return (BAZEL_PREFIX, days) if days is not None else None
 
     def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kwargs)
@@ -195,6 +229,7 @@ class ObjectStorage(pulumi.ComponentResource):
             secret_access_key=pulumi.Output.secret(secret),
             tags=TAGS,
             retain_on_delete=config.protect,
+            bazel_expiry=self._bazel_expiry,
             opts=self._child(protect=config.protect, retain_on_delete=config.protect),
         )
         self.ready = [bucket]
@@ -211,7 +246,7 @@ class ObjectStorage(pulumi.ComponentResource):
                     "bucket": config.bucket,
                     "protect": config.protect,
                     "bazelIdentity": "own" if config.bazel_credentials else "shared with attic",
-                    "settings": bucket_settings(TAGS, ABORT_INCOMPLETE_UPLOADS_DAYS),
+                    "settings": bucket_settings(TAGS, ABORT_INCOMPLETE_UPLOADS_DAYS, self._bazel_expiry),
                 }
             )
         }
@@ -359,20 +394,26 @@ class ObjectStorage(pulumi.ComponentResource):
     def _bucket_job(
         self, config: StorageConfig, admin: S3Access, depends_on: list[pulumi.Resource]
     ) -> k8s.batch.v1.Job:
-        labels = standard_labels("seaweedfs-create-bucket", COMPONENT)
+        labels = standard_labels(SEAWEEDFS_BUCKET_JOB, COMPONENT)
         env = [
             k8s.core.v1.EnvVarArgs(
                 name="S3_ENDPOINT", value=in_cluster_url(SEAWEEDFS_S3_SERVICE, self._namespace, SEAWEEDFS_S3_PORT)
             ),
             k8s.core.v1.EnvVarArgs(name="BUCKET", value=config.bucket),
             k8s.core.v1.EnvVarArgs(name="REGION", value=config.region),
+            k8s.core.v1.EnvVarArgs(
+                name="FILER_URL", value=in_cluster_url(SEAWEEDFS, self._namespace, SEAWEEDFS_FILER_PORT)
+            ),
+            k8s.core.v1.EnvVarArgs(
+                name="FILER_CONF", value=seaweedfs_filer_conf(config.bucket, self._bazel_retention_days)
+            ),
             *admin.env(),
         ]
         annotations, await_options = rerun_when_failed(BUCKET_JOB_DEADLINE_SECONDS)
         return k8s.batch.v1.Job(
             f"{self._name}-create-bucket",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="seaweedfs-create-bucket", namespace=self._namespace, labels=labels, annotations=annotations
+                name=SEAWEEDFS_BUCKET_JOB, namespace=self._namespace, labels=labels, annotations=annotations
             ),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=4,

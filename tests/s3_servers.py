@@ -48,6 +48,7 @@ class S3Server:
     keys: dict[str, tuple[str, str]]
     bucket: str
     log: Path
+    filer: str | None = None  # SeaweedFS: the filer's HTTP address
 
     def client(self, identity: str = ADMIN, secret: str | None = None) -> Any:
         import boto3
@@ -176,7 +177,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "-s3.port.grpc": s3_grpc,
     }
     command = [str(weed), *args, *(f"{flag}={port}" for flag, port in ports.items())]
-    server = S3Server(f"http://127.0.0.1:{s3}", KEYS, SEAWEEDFS_BUCKET, log)
+    server = S3Server(f"http://127.0.0.1:{s3}", KEYS, SEAWEEDFS_BUCKET, log, filer=f"http://127.0.0.1:{filer}")
     try:
         yield from _serve(server, command, "SeaweedFS", cwd=root)
     finally:

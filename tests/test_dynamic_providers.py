@@ -57,7 +57,9 @@ def attic_token_inputs(_request: Any) -> dict[str, Any]:
 
 def s3_bucket_inputs(request: pytest.FixtureRequest) -> dict[str, Any]:
     server = request.getfixturevalue("seaweedfs")
-    props: dict[str, Any] = server.props(f"flywheel-roundtrip-{uuid.uuid4().hex[:10]}")
+    props: dict[str, Any] = server.props(
+        f"flywheel-roundtrip-{uuid.uuid4().hex[:10]}", bazelPrefix="bazel/", bazelExpiryDays=30
+    )
     return props | {"accessKeyId": Secret(props["accessKeyId"]), "secretAccessKey": Secret(props["secretAccessKey"])}
 
 

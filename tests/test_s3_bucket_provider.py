@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError
 
-from components.s3_bucket import LIFECYCLE_RULE_ID, S3BucketError, S3BucketProvider
+from components.s3_bucket import BAZEL_EXPIRY_RULE_ID, LIFECYCLE_RULE_ID, S3BucketError, S3BucketProvider
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:  # imported by pytest_plugins below (so its asserts are rewritten)
@@ -324,6 +324,31 @@ def test_full_bucket_api_against_moto_emulator(moto_emulator: S3Server) -> None:
 
     provider.delete(bucket, news)
     assert not provider.read(bucket, news).id
+
+
+@pytest.mark.parametrize("store", ["seaweedfs", "moto_emulator"])
+def test_the_bazel_prefix_gets_an_expiry_rule_and_turning_it_off_removes_it(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    """bazel-remote never deletes from its S3 tier: the store expires what it wrote under bazel/ (real SeaweedFS
+    4.48 stores the rule; moto implements the whole API). Attic's objects get no expiry."""
+    server: S3Server = request.getfixturevalue(store)
+    provider = S3BucketProvider(Warnings())
+    bucket = unique_bucket("expiry")
+    # as the engine sends it: the days arrive as a double
+    props = server.props(bucket, bazelPrefix="bazel/", bazelExpiryDays=30.0)
+    created = provider.create(props)
+    assert created.outs is not None
+    rules = {rule["ID"]: rule for rule in lifecycle_rules(server, bucket)}
+    assert set(rules) == {LIFECYCLE_RULE_ID, BAZEL_EXPIRY_RULE_ID}
+    assert rules[BAZEL_EXPIRY_RULE_ID]["Expiration"] == {"Days": 30}
+    assert rules[BAZEL_EXPIRY_RULE_ID]["Filter"] == {"Prefix": "bazel/"}
+    assert "Expiration" not in rules[LIFECYCLE_RULE_ID]
+
+    off = {k: v for k, v in props.items() if k not in ("bazelPrefix", "bazelExpiryDays")}
+    assert provider.diff(bucket, created.outs, off).changes
+    provider.update(bucket, created.outs, off)
+    assert [rule["ID"] for rule in lifecycle_rules(server, bucket)] == [LIFECYCLE_RULE_ID]
 
 
 # --- pure parts -------------------------------------------------------------------------------------

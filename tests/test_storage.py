@@ -14,12 +14,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from components.config import StorageConfig
+from components.s3_bucket import BAZEL_EXPIRY_RULE_ID, bucket_settings
 from components.storage import (
     ADMIN,
     ATTIC,
     BAZEL,
     BUCKET_JOB_SCRIPT,
     SEAWEEDFS_CONFIG_DIR,
+    seaweedfs_filer_conf,
     seaweedfs_scopes,
 )
 from tests.conftest import (
@@ -54,6 +56,9 @@ S3_STORAGE = {
     "credentials": {"accessKeyId": S3_KEY_ID, "secretAccessKey": S3_SECRET},
 }
 BUCKET_TYPE = "pulumi-python:dynamic/flywheel:S3Bucket"
+
+
+BUCKET = "flywheel-attic"  # the dev stack's
 
 
 def objects_of(result: RenderResult, kind: str) -> list[dict[str, Any]]:
@@ -258,8 +263,49 @@ def test_s3_manifests_validate_and_leak_no_credential(s3_render: RenderResult) -
     assert secrets == ["attic-s3-credentials", "bazel-remote-s3-credentials"]
     summary = json.loads(str(s3_render.files["storage/s3-bucket.json"]))
     assert summary["settings"]["lifecycle"]["Rules"][0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
-    assert "Expiration" not in json.dumps(summary)
+    # the dev stack tiers bazel-remote onto the bucket: only its prefix expires, never Attic's objects
+    expiring = [rule for rule in summary["settings"]["lifecycle"]["Rules"] if "Expiration" in rule]
+    assert expiring == [
+        {"ID": BAZEL_EXPIRY_RULE_ID, "Status": "Enabled", "Filter": {"Prefix": "bazel/"}, "Expiration": {"Days": 30}}
+    ]
     assert summary["bazelIdentity"] == "shared with attic"
+
+
+def bucket_job_env(result: RenderResult) -> dict[str, str]:
+    (job,) = [m for m in storage_manifests(result) if m["kind"] == "Job"]
+    return {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize(
+    ("bazel", "expected_rules", "filer_locations"),
+    [
+        (
+            {"s3Tier": True, "s3RetentionDays": 7},
+            2,
+            [{"locationPrefix": "/buckets/flywheel-attic/bazel/", "ttl": "7d"}],
+        ),
+        ({"s3Tier": False, "s3RetentionDays": 7}, 1, []),
+    ],
+)
+def test_the_bazel_prefix_expires_only_when_bazel_remote_tiers_onto_the_store(
+    render: Callable[[dict[str, Any]], RenderResult],
+    bazel: dict[str, Any],
+    expected_rules: int,
+    filer_locations: list[dict[str, str]],
+) -> None:
+    s3 = render({"storage": S3_STORAGE, "bazelCache": {**dev_value("bazelCache"), **bazel}})
+    (bucket,) = [r for r in s3.resources if r["type"] == BUCKET_TYPE]
+    settings = bucket_settings(
+        {}, 7, (bucket["inputs"]["bazelPrefix"], bucket["inputs"]["bazelExpiryDays"]) if expected_rules == 2 else None
+    )
+    assert len(settings["lifecycle"]["Rules"]) == expected_rules
+    assert ("bazelExpiryDays" in bucket["inputs"]) == (expected_rules == 2)
+    if expected_rules == 2:
+        assert bucket["inputs"]["bazelExpiryDays"] == 7 and bucket["inputs"]["bazelPrefix"] == "bazel/"
+    seaweedfs = render({"bazelCache": {**dev_value("bazelCache"), **bazel}})
+    env = bucket_job_env(seaweedfs)
+    assert json.loads(env["FILER_CONF"]) == {"version": 1, "locations": filer_locations}
+    assert env["FILER_URL"] == "http://seaweedfs.flywheel.svc.cluster.local:8888"
 
 
 def test_s3_consumers_share_the_identity_unless_bazel_credentials_are_set() -> None:
@@ -331,6 +377,8 @@ def run_bucket_script(
             "BUCKET": bucket,
             "AWS_ACCESS_KEY_ID": key_id,
             "AWS_SECRET_ACCESS_KEY": secret or key_secret,
+            "FILER_URL": server.filer or "http://127.0.0.1:9",
+            "FILER_CONF": seaweedfs_filer_conf(bucket, None),
             "RETRY_SECONDS": "0.2",
             **env,
         },
@@ -357,6 +405,35 @@ def test_bucket_job_script_creates_the_bucket_and_is_safe_to_run_again(seaweedfs
     assert seaweedfs.client().get_object(Bucket=bucket, Key="keep.chunk")["Body"].read() == b"kept"
     admin_secret = seaweedfs.keys[ADMIN][1]
     assert admin_secret not in first.stdout + first.stderr + again.stdout + again.stderr
+
+
+def filer_ttl_seconds(server: S3Server, bucket: str, key: str) -> int:
+    """The TTL SeaweedFS's filer stamped on an object (its entry metadata, over the filer's HTTP API)."""
+    import urllib.request
+
+    assert server.filer is not None
+    with urllib.request.urlopen(f"{server.filer}/buckets/{bucket}/{key}?metadata=true", timeout=5) as answer:
+        return int(json.loads(answer.read())["TtlSec"])
+
+
+@pytest.mark.slow
+def test_bucket_job_script_sets_the_bazel_prefix_ttl_on_the_real_seaweedfs(seaweedfs: S3Server) -> None:
+    """bazel-remote never deletes from its S3 tier: the filer.conf the Job writes makes SeaweedFS stamp a TTL on
+    what lands under bazel/ (and on nothing else); written again without the retention, the rule is gone."""
+    require_tool("curl")
+    bucket = seaweedfs.bucket  # the bucket the scoped identities may use
+    configured = run_bucket_script(seaweedfs, bucket, FILER_CONF=seaweedfs_filer_conf(bucket, 7))
+    assert configured.returncode == 0, configured.stderr
+    assert "filer.conf written" in configured.stdout
+    seaweedfs.client(BAZEL).put_object(Bucket=bucket, Key="bazel/cas/ttl-probe", Body=b"action output")
+    seaweedfs.client(ATTIC).put_object(Bucket=bucket, Key="nar/ttl-probe.nar", Body=b"a nar")
+    assert filer_ttl_seconds(seaweedfs, bucket, "bazel/cas/ttl-probe") == 7 * 86400
+    assert filer_ttl_seconds(seaweedfs, bucket, "nar/ttl-probe.nar") == 0  # Attic's GC owns its objects
+
+    cleared = run_bucket_script(seaweedfs, bucket)  # retention off: filer.conf without a path rule
+    assert cleared.returncode == 0, cleared.stderr
+    seaweedfs.client(BAZEL).put_object(Bucket=bucket, Key="bazel/cas/ttl-probe-2", Body=b"action output")
+    assert filer_ttl_seconds(seaweedfs, bucket, "bazel/cas/ttl-probe-2") == 0
 
 
 @pytest.mark.slow

@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 
 from components.storage import ADMIN, ATTIC, BAZEL, BAZEL_PREFIX, seaweedfs_identities, seaweedfs_scopes
-from tests.conftest import _missing, dev_stack, render_stack, require_binary
+from tests.conftest import _missing, dev_stack, dev_value, render_stack, require_binary
 from tools.render import kubernetes_objects
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workloads-lab")]
 
 BUCKET = "flywheel-attic"
+BUCKET_PATH = f"buckets/{BUCKET}"  # where SeaweedFS's filer keeps the bucket's objects
 NAMESPACE = "flywheel"
 KEYS = {
     ADMIN: ("ADMINLABKEY000000001", "admin-lab-secret-0123456789abcdefghijk"),
@@ -98,7 +99,10 @@ def bucket(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """The seaweedfs-create-bucket Job, run as its pod spec says (uid 100, read-only root, no capabilities)."""
-    hosts = {f"seaweedfs-s3.{NAMESPACE}.svc.cluster.local": seaweedfs.address}
+    hosts = {
+        f"seaweedfs-s3.{NAMESPACE}.svc.cluster.local": seaweedfs.address,
+        f"seaweedfs.{NAMESPACE}.svc.cluster.local": seaweedfs.address,  # the headless Service: the filer
+    }
     job = manifests[("Job", "seaweedfs-create-bucket")]
     workload = _workload(job, node, tmp_path_factory.mktemp("create-bucket"), hosts)
     workload.start()
@@ -109,6 +113,7 @@ def bucket(
     assert code == 0, workload.output()
     assert (workload.plan.identity.uid, workload.plan.read_only_root) == (100, True)
     assert f"bucket '{BUCKET}'" in workload.output()
+    assert "filer.conf written" in workload.output()
     return BUCKET
 
 
@@ -203,5 +208,13 @@ def test_bazel_remote_serves_from_its_volume_and_tiers_onto_seaweedfs(
             keys = [item["Key"] for item in listing.get("Contents", [])]
             time.sleep(0.5)
         assert any(key.startswith(BAZEL_PREFIX) and digest in key for key in keys), keys
+        # the dev stack's s3RetentionDays, stamped by SeaweedFS on what bazel-remote wrote (the Job's filer.conf)
+        [key] = [key for key in keys if digest in key]
+
+        def ttl() -> int:
+            with urllib.request.urlopen(f"http://{seaweedfs.address}:8888/{BUCKET_PATH}/{key}?metadata=true") as answer:
+                return int(json.loads(answer.read())["TtlSec"])
+
+        assert node.run(ttl) == dev_value("bazelCache").get("s3RetentionDays", 30) * 86400
     finally:
         workload.stop()

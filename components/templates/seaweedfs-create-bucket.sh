@@ -1,16 +1,21 @@
 #!/bin/sh
-# Create the Attic bucket on the in-cluster SeaweedFS S3 gateway. Safe to run again: an existing
-# bucket owned by these credentials counts as success. Runs in curlimages/curl (busybox sh).
+# Create the Attic bucket on the in-cluster SeaweedFS S3 gateway, then write SeaweedFS's filer.conf (the TTL
+# on bazel-remote's prefix, or no path rule). Safe to run again: an existing bucket owned by these credentials
+# counts as success, and filer.conf is written whole. Runs in curlimages/curl (busybox sh).
 #
 # Env: S3_ENDPOINT (http://host:port), BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+#      FILER_URL (http://host:port of the filer), FILER_CONF (the filer.conf document),
 #      REGION (default us-east-1), ATTEMPTS (default 60), RETRY_SECONDS (default 5).
-# Exit: 0 bucket exists, 1 refused (credentials, name, owned by someone else), 2 store unreachable.
+# Exit: 0 bucket exists and filer.conf written, 1 refused (credentials, name, owned by someone else, filer.conf),
+#       2 store unreachable.
 set -eu
 
 : "${S3_ENDPOINT:?S3_ENDPOINT is required}"
 : "${BUCKET:?BUCKET is required}"
 : "${AWS_ACCESS_KEY_ID:?AWS_ACCESS_KEY_ID is required}"
 : "${AWS_SECRET_ACCESS_KEY:?AWS_SECRET_ACCESS_KEY is required}"
+: "${FILER_URL:?FILER_URL is required}"
+: "${FILER_CONF:?FILER_CONF is required}"
 REGION="${REGION:-us-east-1}"
 ATTEMPTS="${ATTEMPTS:-60}"
 RETRY_SECONDS="${RETRY_SECONDS:-5}"
@@ -25,13 +30,28 @@ s3() {
     true
 }
 
+# write_filer_conf: upload FILER_CONF as /etc/seaweedfs/filer.conf (the filer reloads it when it changes).
+write_filer_conf() {
+  written="$(printf '%s' "$FILER_CONF" |
+    curl --silent --connect-timeout 5 --max-time 20 --output /dev/null --write-out '%{http_code}' \
+      --form 'file=@-;filename=filer.conf' "${FILER_URL%/}/etc/seaweedfs/" || true)"
+  case "$written" in
+    200 | 201)
+      echo "filer.conf written on ${FILER_URL}: ${FILER_CONF}"
+      exit 0
+      ;;
+  esac
+  echo "${FILER_URL} refused filer.conf (HTTP ${written})" >&2
+  exit 1
+}
+
 attempt=1
 while :; do
   status="$(s3 --head)"
   case "$status" in
     200)
       echo "bucket '${BUCKET}' exists on ${S3_ENDPOINT}"
-      exit 0
+      write_filer_conf
       ;;
     404)
       created="$(s3 --request PUT)"
@@ -40,7 +60,7 @@ while :; do
           # 409 is BucketAlreadyOwnedByYou (a concurrent run) or a bucket someone else owns: check which.
           if [ "$(s3 --head)" = 200 ]; then
             echo "bucket '${BUCKET}' created on ${S3_ENDPOINT}"
-            exit 0
+            write_filer_conf
           fi
           echo "bucket '${BUCKET}' on ${S3_ENDPOINT} belongs to another identity (HTTP ${created})" >&2
           exit 1

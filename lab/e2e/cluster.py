@@ -22,6 +22,11 @@ from lab.e2e import pki
 from lab.e2e.kube import Kube, KubeError
 
 KWOK_MODULE = ("sigs.k8s.io/kwok", "v0.8.0")
+# kwok reads its stages from Stage objects (`--enable-crds=Stage`, pkg/kwok/cmd/root.go:149-163): each resource's
+# lifecycle is a filter over the Stage objects of the moment (pkg/kwok/controllers/stages_manager.go:87), so a
+# Stage a test adds while the lab runs (a fault) applies from the next pod event, until the test removes it.
+KWOK_STAGE_CRD = "kustomize/crd/bases/kwok.x-k8s.io_stages.yaml"
+STAGE_API = "kwok.x-k8s.io/v1alpha1"
 # kwok's own "fast" stages (the kustomize/stage tree of the module): nodes Ready, pods Ready, Job pods Succeeded
 KWOK_STAGES = (
     "kustomize/stage/node/fast/node-initialize.yaml",
@@ -145,6 +150,7 @@ class ControlPlane:
         )
         self._start("kube-scheduler", [kubeconfig, "--secure-port=0", "--leader-elect=false"])
         kwok_root = module_dir(*KWOK_MODULE)
+        self._install_stages(kwok_root)
         self._start(
             "kwok",
             [
@@ -154,7 +160,7 @@ class ControlPlane:
                 "--cidr=10.244.0.1/24",
                 "--node-ip=10.244.0.1",
                 f"--server-address=127.0.0.1:{free_port()}",
-                *[f"--config={kwok_root / stage}" for stage in KWOK_STAGES],
+                "--enable-crds=Stage",
             ],
         )
         for name in NODE_NAMES:
@@ -162,6 +168,29 @@ class ControlPlane:
         wait_for("kwok nodes Ready", lambda: self._alive_then(self._nodes_ready), 120)
         wait_for("default ServiceAccount", lambda: self._alive_then(self._default_sa), 120)
         return self.kube
+
+    def _install_stages(self, kwok_root: Path) -> None:
+        import yaml
+
+        assert self.kube is not None
+        self.kube.apply(yaml.safe_load((kwok_root / KWOK_STAGE_CRD).read_text()))
+        wait_for("kwok Stage CRD established", lambda: self.kube is not None and self._stages_served(), 60)
+        for stage in KWOK_STAGES:
+            self.kube.apply(yaml.safe_load((kwok_root / stage).read_text()))
+
+    def _stages_served(self) -> bool:
+        assert self.kube is not None
+        self.kube.request("GET", Kube.path(STAGE_API, "Stage"))
+        return True
+
+    def add_stage(self, stage: dict[str, Any]) -> None:
+        """A kwok Stage while the lab runs (e.g. one that fails some pods); remove it with remove_stage."""
+        assert self.kube is not None
+        self.kube.create({"apiVersion": STAGE_API, "kind": "Stage", **stage})
+
+    def remove_stage(self, name: str) -> None:
+        assert self.kube is not None
+        self.kube.delete(STAGE_API, "Stage", name)
 
     def _alive_then(self, check: Callable[[], bool]) -> bool:
         self._check_alive()

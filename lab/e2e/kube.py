@@ -43,6 +43,7 @@ PLURALS = {
     "CustomResourceDefinition": "customresourcedefinitions",
     "Cluster": "clusters",
     "Lease": "leases",
+    "Stage": "stages",
 }
 CLUSTER_SCOPED = {
     "Namespace",
@@ -51,6 +52,7 @@ CLUSTER_SCOPED = {
     "ClusterRole",
     "ClusterRoleBinding",
     "CustomResourceDefinition",
+    "Stage",
 }
 
 
@@ -126,6 +128,14 @@ class Kube:
             self.create(manifest)
         except KubeError as error:
             if error.status != 409:
+                raise
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        """Delete, or nothing when it is already gone."""
+        try:
+            self.request("DELETE", self.path(api_version, kind, namespace, name))
+        except KubeError as error:
+            if error.status != 404:
                 raise
 
     def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: Any) -> None:

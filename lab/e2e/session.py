@@ -23,9 +23,12 @@ from lab.gitlab_api.server import GitLabStandIn
 CNPG_CRDS = ROOT.parent / "shared" / "crds"
 PROVIDERS_BIN = ROOT / "lab" / "providers" / "bin"
 TEMPLATE_PROJECT_ID = 7
-# A second GitLab group and template project for a second deployment in the same lab (tests/e2e/test_ci_jobs.py).
+# More GitLab groups and template projects, for more deployments in the same lab, each with its own namespace:
+# tests/e2e/test_ci_jobs.py and tests/e2e/test_recovery.py.
 CI_GROUP = ("acme/ci", 4343)
 CI_TEMPLATE_PROJECT = ("acme/ci/templates", 8)
+RECOVERY_GROUP = ("acme/recovery", 4444)
+RECOVERY_TEMPLATE_PROJECT = ("acme/recovery/templates", 9)
 
 
 def dev_stack_values() -> dict[str, Any]:
@@ -62,8 +65,8 @@ class Lab:
         gitlab = values["flywheel:gitlab"]
         self.gitlab = seeded(
             self.gitlab_token,
-            {gitlab["groupPath"]: gitlab["groupId"], CI_GROUP[0]: CI_GROUP[1]},
-            {gitlab["templateProject"]: TEMPLATE_PROJECT_ID, CI_TEMPLATE_PROJECT[0]: CI_TEMPLATE_PROJECT[1]},
+            {gitlab["groupPath"]: gitlab["groupId"], **dict([CI_GROUP, RECOVERY_GROUP])},
+            {gitlab["templateProject"]: TEMPLATE_PROJECT_ID, **dict([CI_TEMPLATE_PROJECT, RECOVERY_TEMPLATE_PROJECT])},
             record=self.record,
         ).start()
         assert self.control_plane.kubeconfig is not None
@@ -96,6 +99,22 @@ class Lab:
         values["flywheel:database"] = {**values["flywheel:database"], "operatorChartRepository": self.charts.url}
         for key, value in (overrides or {}).items():
             values[key] = value
+        return values
+
+    def other_deployment_values(
+        self, namespace: str, group: tuple[str, int], template_project: tuple[str, int]
+    ) -> dict[str, Any]:
+        """The lab's stack values for a deployment beside the dev stack's: its own namespace and GitLab group."""
+        values = self.stack_values()
+        values["flywheel:namespace"] = namespace
+        values["flywheel:gitlab"] = {
+            **values["flywheel:gitlab"],
+            "groupPath": group[0],
+            "groupId": group[1],
+            "templateProject": template_project[0],
+        }
+        # one CloudNativePG operator per cluster: the dev stack installs it
+        values["flywheel:database"] = {**values["flywheel:database"], "installOperator": False}
         return values
 
     def init_stack(

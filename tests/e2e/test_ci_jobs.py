@@ -10,7 +10,6 @@ before_script finds (links committed into the copy, as a runner's cache would re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -19,20 +18,6 @@ from lab.e2e.session import CI_GROUP, CI_TEMPLATE_PROJECT, Lab
 from tests.test_gitlab_ci_yml import git, gitlab_ci_local, project_copy
 
 NAMESPACE = "flywheel-ci"
-
-
-def ci_stack_values(lab: Lab) -> dict[str, Any]:
-    values = lab.stack_values()
-    values["flywheel:namespace"] = NAMESPACE
-    values["flywheel:gitlab"] = {
-        **values["flywheel:gitlab"],
-        "groupPath": CI_GROUP[0],
-        "groupId": CI_GROUP[1],
-        "templateProject": CI_TEMPLATE_PROJECT[0],
-    }
-    # one CloudNativePG operator per cluster: test_engine.py's stack installs it
-    values["flywheel:database"] = {**values["flywheel:database"], "installOperator": False}
-    return values
 
 
 def test_plan_then_deploy_apply_the_reviewed_change_with_the_real_cli(lab: Lab, tmp_path: Path) -> None:
@@ -52,7 +37,7 @@ def test_plan_then_deploy_apply_the_reviewed_change_with_the_real_cli(lab: Lab, 
     cli.pulumi("stack", "init", "dev").check()
     stack_file = repo / "Pulumi.dev.yaml"
     document = yaml.safe_load(stack_file.read_text())
-    document["config"] = ci_stack_values(lab)
+    document["config"] = lab.other_deployment_values(NAMESPACE, CI_GROUP, CI_TEMPLATE_PROJECT)
     stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     cli.pulumi("config", "set", "--stack", "dev", "--secret", "gitlab:token", lab.gitlab_token).check()
     (repo / ".gitignore").write_text("build/\n.gitlab-ci-local/\n")
