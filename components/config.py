@@ -471,6 +471,12 @@ class AtticConfig(Model):
     bootstrap_image: Image = Field(
         "buildpack-deps:bookworm-curl", description="Image of the cache bootstrap Job (needs bash and curl)."
     )
+    clients: Literal["in-cluster", "anywhere"] = Field(
+        "in-cluster",
+        description="Who substitutes from the cache: `in-cluster` (CI job pods) or `anywhere` (also outside the "
+        "cluster; needs storage.backend `s3` with an endpoint outside the cluster: atticd redirects NAR downloads "
+        "to the store).",
+    )
     migrations_timeout: Timeout = Field(
         "30m", description="Deadline of the `db-migrations` Job; `pulumi up` waits as long (a failed Job re-runs)."
     )
@@ -719,6 +725,18 @@ def _cross_area_problems(config: PlatformConfig) -> list[str]:
             f"({len(config.jobs_namespace)} characters; expected at most {DNS_LABEL_MAX - len('-jobs')} characters, "
             "or set runnerFleet.jobsNamespace)"
         )
+    # atticd answers a single-chunk NAR with a 307 to a URL presigned on its S3 endpoint (attic
+    # server/src/api/binary_cache.rs, storage/s3.rs): a client must reach the store by that name.
+    if config.attic.clients == "anywhere":
+        endpoint = config.storage.endpoint or ""
+        in_cluster = config.storage.backend == "seaweedfs" or ".svc" in endpoint or "cluster.local" in endpoint
+        if in_cluster:
+            where = "SeaweedFS's in-cluster S3 Service" if config.storage.backend == "seaweedfs" else repr(endpoint)
+            problems.append(
+                f"{NAMESPACE}:attic.clients: 'anywhere' cannot work with the store at {where}: atticd redirects NAR "
+                "downloads to the store's address, which clients outside the cluster cannot reach (got 'anywhere'; "
+                "expected 'in-cluster', or storage.backend 's3' with an endpoint outside the cluster)"
+            )
     if not config.bazel_cache.enabled:
         problems += [
             f"{NAMESPACE}:runners[{index}].cacheInjection: bazelCache.enabled is false, so pool {pool.name!r} "

@@ -100,10 +100,18 @@ def endpoint_ingress_rules(
 
 
 def seaweedfs_ingress_rules(
-    selector: Mapping[str, str], s3_port: int, bucket_job: Mapping[str, str], filer_port: int
+    selector: Mapping[str, str],
+    s3_port: int,
+    bucket_job: Mapping[str, str],
+    filer_port: int,
+    jobs_namespace: str | None = None,
 ) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
-    """S3 from the namespace's pods (scoped identities); the filer's HTTP port from the bucket Job (it writes
-    filer.conf); master, volume and filer ports otherwise only from itself."""
+    """S3 from the namespace's pods (scoped identities) and the jobs namespace (Attic's presigned NAR URLs); the
+    filer's HTTP port from the bucket Job (it writes filer.conf); master, volume and filer ports otherwise only
+    from itself."""
+    s3_peers = [k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs())]
+    if jobs_namespace is not None:
+        s3_peers.append(k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=_namespace(jobs_namespace)))
     return [
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[
@@ -113,10 +121,7 @@ def seaweedfs_ingress_rules(
             ],
             ports=_tcp([filer_port]),
         ),
-        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-            from_=[k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs())],
-            ports=_tcp([s3_port]),
-        ),
+        k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=s3_peers, ports=_tcp([s3_port])),
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[
                 k8s.networking.v1.NetworkPolicyPeerArgs(

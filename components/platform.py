@@ -135,6 +135,16 @@ class Platform(pulumi.ComponentResource):
             if self.bazel_cache
             else []
         )
+        # atticd answers a single-chunk NAR with a 307 to a presigned URL on its S3 endpoint (attic
+        # server/src/api/binary_cache.rs get_nar: `download_file_db(remote_file, false)` -> `Redirect::temporary`;
+        # storage/s3.rs get_download presigns for 600 s): with SeaweedFS that is the in-cluster S3 Service, so job
+        # pods must reach its S3 port. The presigned URL is the only S3 access they hold (no anonymous identity).
+        seaweedfs_selector = selector_labels(SEAWEEDFS, STORAGE_COMPONENT)
+        store_pods = (
+            [Endpoint("seaweedfs-s3", config.namespace, seaweedfs_selector, (SEAWEEDFS_S3_PORT,))]
+            if config.storage.backend == "seaweedfs"
+            else []
+        )
         controller = (
             IngressController(config.attic.ingress.controller_namespace, config.attic.ingress.controller_pod_labels)
             if config.attic.host
@@ -150,7 +160,7 @@ class Platform(pulumi.ComponentResource):
             self.gitlab_provider,
             opts=in_namespace,
             manager_namespace=config.namespace,
-            job_endpoints=[attic_pods, *bazel_pods],
+            job_endpoints=[attic_pods, *bazel_pods, *store_pods],
             ingress_controller=controller,
         )
         guarded = [
@@ -171,10 +181,11 @@ class Platform(pulumi.ComponentResource):
             ),
         ]
         if config.storage.backend == "seaweedfs":
-            seaweedfs = selector_labels(SEAWEEDFS, STORAGE_COMPONENT)
             bucket_job = selector_labels(SEAWEEDFS_BUCKET_JOB, STORAGE_COMPONENT)
-            rules = seaweedfs_ingress_rules(seaweedfs, SEAWEEDFS_S3_PORT, bucket_job, SEAWEEDFS_FILER_PORT)
-            guarded.append(GuardedPods("seaweedfs", seaweedfs, rules))
+            rules = seaweedfs_ingress_rules(
+                seaweedfs_selector, SEAWEEDFS_S3_PORT, bucket_job, SEAWEEDFS_FILER_PORT, config.jobs_namespace
+            )
+            guarded.append(GuardedPods("seaweedfs", seaweedfs_selector, rules))
         self.ingress_policies = PlatformIngressPolicies(
             "platform-network", config.namespace, guarded, opts=in_namespace
         )

@@ -195,6 +195,28 @@ def test_each_rule_reports_key_path_value_and_what_is_allowed(
     assert all("\n" not in p for p in problems)
 
 
+def test_clients_anywhere_needs_a_store_outside_the_cluster() -> None:
+    """atticd redirects single-chunk NARs to its S3 endpoint: SeaweedFS's in-cluster Service cannot serve
+    clients outside the cluster, an external S3 endpoint can."""
+    [problem] = problems_for(with_change("attic.clients", "anywhere"))
+    assert problem.startswith(f"{PREFIX}attic.clients: 'anywhere' cannot work with the store at SeaweedFS")
+    assert "expected 'in-cluster', or storage.backend 's3'" in problem
+    external = {
+        "backend": "s3",
+        "bucket": "flywheel-attic",
+        "region": "eu-central-1",
+        "endpoint": "https://objects.example.com",
+        "credentials": {"accessKeyId": "AKIAEXAMPLE000000001", "secretAccessKey": "example-secret-0123456789"},
+    }
+    raw = with_change("attic.clients", "anywhere")
+    raw["storage"] = external
+    assert isinstance(load_platform_config(raw), PlatformConfig)
+    raw["storage"] = {**external, "endpoint": "http://minio.storage.svc.cluster.local:9000"}
+    [problem] = problems_for(raw)
+    assert "'http://minio.storage.svc.cluster.local:9000'" in problem
+    assert problems_for(with_change("attic.clients", "everyone"))[0].startswith(f"{PREFIX}attic.clients: ")
+
+
 def test_s3_backend_needs_credentials_and_no_size() -> None:
     raw = with_change("storage", {"backend": "s3", "bucket": "flywheel-attic", "size": "10Gi"})
     assert problems_for(raw) == [

@@ -33,11 +33,15 @@ def in_cluster_egress(spec: dict[str, Any]) -> dict[tuple[str, str], list[int]]:
     return reached
 
 
-def test_jobs_reach_attic_bazel_and_the_ingress_controller_on_their_ports_only(dev_render: RenderResult) -> None:
+def test_jobs_reach_attic_bazel_the_store_and_the_ingress_controller_on_their_ports_only(
+    dev_render: RenderResult,
+) -> None:
     reached = in_cluster_egress(policy(dev_render, "ci-jobs-egress"))
     assert reached == {
         ("flywheel", str(sorted(ATTIC.items()))): [8080],
         ("flywheel", str(sorted(BAZEL.items()))): [9092],
+        # atticd redirects single-chunk NARs to a presigned URL on SeaweedFS's S3 port (never its other ports)
+        ("flywheel", str(sorted(SEAWEEDFS.items()))): [8333],
         ("ingress-nginx", str(sorted({"app.kubernetes.io/name": "ingress-nginx"}.items()))): [80, 443],
     }
 
@@ -50,11 +54,19 @@ def test_without_an_attic_host_jobs_get_no_ingress_controller_rule() -> None:
     assert {namespace for namespace, _labels in reached} == {"flywheel"}
 
 
-def test_seaweedfs_admits_s3_from_its_namespace_and_its_other_ports_only_from_itself(dev_render: RenderResult) -> None:
+def test_seaweedfs_admits_s3_from_its_namespace_and_the_jobs_the_filer_from_the_bucket_job_and_the_rest_from_itself(
+    dev_render: RenderResult,
+) -> None:
     spec = policy(dev_render, "seaweedfs-ingress")
     assert spec["podSelector"] == {"matchLabels": SEAWEEDFS} and spec["policyTypes"] == ["Ingress"]
-    s3, internal = spec["ingress"]
-    assert s3 == {"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 8333}]}
+    filer, s3, internal = spec["ingress"]
+    bucket_job = {"app.kubernetes.io/name": "seaweedfs-create-bucket", "app.kubernetes.io/component": "object-storage"}
+    assert filer == {
+        "from": [{"podSelector": {"matchLabels": bucket_job}}],
+        "ports": [{"protocol": "TCP", "port": 8888}],
+    }
+    jobs = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flywheel-jobs"}}}
+    assert s3 == {"from": [{"podSelector": {}}, jobs], "ports": [{"protocol": "TCP", "port": 8333}]}
     assert internal == {"from": [{"podSelector": {"matchLabels": SEAWEEDFS}}]}
 
 

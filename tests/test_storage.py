@@ -437,6 +437,44 @@ def test_bucket_job_script_sets_the_bazel_prefix_ttl_on_the_real_seaweedfs(seawe
 
 
 @pytest.mark.slow
+def test_a_presigned_nar_url_works_without_credentials_and_nothing_else_does(seaweedfs: S3Server) -> None:
+    """What a job pod gets from atticd for a single-chunk NAR: a 307 to a URL presigned with Attic's identity for
+    600 s (attic server/src/storage/s3.rs get_download). On the real SeaweedFS the URL alone fetches the object;
+    the same request unsigned, or for another key, is refused: the S3 port the jobs reach serves nothing else."""
+    import urllib.error
+    import urllib.request
+
+    bucket = seaweedfs.bucket
+    attic = seaweedfs.client(ATTIC)
+    if not _bucket_exists(seaweedfs, bucket):
+        seaweedfs.client().create_bucket(Bucket=bucket)
+    attic.put_object(Bucket=bucket, Key="nar/presign-probe.nar", Body=b"a single-chunk nar")
+    url = attic.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "nar/presign-probe.nar"}, ExpiresIn=600
+    )
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        assert answer.read() == b"a single-chunk nar"
+
+    def status(target: str) -> int:
+        try:
+            with urllib.request.urlopen(target, timeout=5) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    assert status(url.split("?", 1)[0]) == 403  # anonymous
+    assert status(url.replace("presign-probe.nar", "other.nar")) == 403  # the signature covers the key
+
+
+def _bucket_exists(server: S3Server, bucket: str) -> bool:
+    try:
+        server.client().head_bucket(Bucket=bucket)
+    except ClientError:
+        return False
+    return True
+
+
+@pytest.mark.slow
 def test_bucket_job_script_fails_clearly_on_wrong_credentials_and_unreachable_store(seaweedfs: S3Server) -> None:
     require_tool("curl")
     from tests.s3_servers import free_ports
