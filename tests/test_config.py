@@ -201,17 +201,12 @@ def test_clients_anywhere_needs_a_store_outside_the_cluster() -> None:
     [problem] = problems_for(with_change("attic.clients", "anywhere"))
     assert problem.startswith(f"{PREFIX}attic.clients: 'anywhere' cannot work with the store at SeaweedFS")
     assert "expected 'in-cluster', or storage.backend 's3'" in problem
-    external = {
-        "backend": "s3",
-        "bucket": "flywheel-attic",
-        "region": "eu-central-1",
-        "endpoint": "https://objects.example.com",
-        "credentials": {"accessKeyId": "AKIAEXAMPLE000000001", "secretAccessKey": "example-secret-0123456789"},
-    }
+    from tests.test_policies import S3_STORAGE
+
     raw = with_change("attic.clients", "anywhere")
-    raw["storage"] = external
+    raw["storage"] = S3_STORAGE
     assert isinstance(load_platform_config(raw), PlatformConfig)
-    raw["storage"] = {**external, "endpoint": "http://minio.storage.svc.cluster.local:9000"}
+    raw["storage"] = {**S3_STORAGE, "endpoint": "http://minio.storage.svc.cluster.local:9000"}
     [problem] = problems_for(raw)
     assert "'http://minio.storage.svc.cluster.local:9000'" in problem
     assert problems_for(with_change("attic.clients", "everyone"))[0].startswith(f"{PREFIX}attic.clients: ")
