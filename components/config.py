@@ -15,6 +15,7 @@ import math
 import re
 import types
 import typing
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -711,6 +712,15 @@ class PlatformConfig(Model):
         return self.runner_fleet.jobs_namespace or f"{self.namespace}-jobs"
 
 
+def cluster_dns_name(url: str) -> bool:
+    """True when ``url``'s host is a name only cluster DNS resolves: one label (`minio`), or under `.svc`
+    (`minio.storage.svc`, `minio.storage.svc.cluster.local`). A `<service>.<namespace>` short name cannot be told
+    from a public two-label name, so it is not caught."""
+    host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
+    labels = host.split(".")
+    return len(labels) == 1 or "svc" in labels[1:]
+
+
 def _cross_area_problems(config: PlatformConfig) -> list[str]:
     """Rules that span two areas (pydantic validates one object at a time)."""
     problems = []
@@ -729,8 +739,7 @@ def _cross_area_problems(config: PlatformConfig) -> list[str]:
     # server/src/api/binary_cache.rs, storage/s3.rs): a client must reach the store by that name.
     if config.attic.clients == "anywhere":
         endpoint = config.storage.endpoint or ""
-        in_cluster = config.storage.backend == "seaweedfs" or ".svc" in endpoint or "cluster.local" in endpoint
-        if in_cluster:
+        if config.storage.backend == "seaweedfs" or (endpoint and cluster_dns_name(endpoint)):
             where = "SeaweedFS's in-cluster S3 Service" if config.storage.backend == "seaweedfs" else repr(endpoint)
             problems.append(
                 f"{NAMESPACE}:attic.clients: 'anywhere' cannot work with the store at {where}: atticd redirects NAR "

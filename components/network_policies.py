@@ -4,9 +4,11 @@ Job egress names pods and ports (a namespace-wide rule let jobs reach SeaweedFS'
 master and volume ports). Jobs that reach Attic through its Ingress need a rule for the ingress controller's
 pods: Cilium applies `ipBlock` to cluster-external addresses only, so the internet rule never covers an
 in-cluster controller. Other CNIs do match pod addresses with `ipBlock` 0.0.0.0/0, which is why the platform's
-own pods also get ingress policies: SeaweedFS admits only S3 (8333) from its namespace and everything from
-itself; Attic's API and bazel-remote admit their ports from the namespace, the jobs namespace and (Attic) the
-ingress controller. The database is left to CloudNativePG (its operator reaches instances on its own ports).
+own pods also get ingress policies: SeaweedFS admits S3 (8333) from its namespace and the jobs namespace (atticd
+redirects single-chunk NARs to presigned URLs there), its filer's HTTP port from the bucket Job (filer.conf), and
+everything from itself; Attic's API and bazel-remote admit their ports from the namespace, the jobs namespace
+and (Attic) the ingress controller. The database is left to CloudNativePG (its operator reaches instances on its
+own ports).
 """
 
 from __future__ import annotations

@@ -206,9 +206,16 @@ def test_clients_anywhere_needs_a_store_outside_the_cluster() -> None:
     raw = with_change("attic.clients", "anywhere")
     raw["storage"] = S3_STORAGE
     assert isinstance(load_platform_config(raw), PlatformConfig)
-    raw["storage"] = {**S3_STORAGE, "endpoint": "http://minio.storage.svc.cluster.local:9000"}
-    [problem] = problems_for(raw)
-    assert "'http://minio.storage.svc.cluster.local:9000'" in problem
+    for in_cluster in (
+        "http://minio.storage.svc.cluster.local:9000",
+        "http://minio.storage.svc:9000",
+        "http://minio:9000",
+    ):
+        raw["storage"] = {**S3_STORAGE, "endpoint": in_cluster}
+        [problem] = problems_for(raw)
+        assert f"'{in_cluster}'" in problem
+    raw["storage"] = {**S3_STORAGE, "endpoint": "https://s3.svcprovider.example.com"}  # not a cluster name
+    assert isinstance(load_platform_config(raw), PlatformConfig)
     assert problems_for(with_change("attic.clients", "everyone"))[0].startswith(f"{PREFIX}attic.clients: ")
 
 

@@ -471,6 +471,28 @@ def test_storage_refuses_expiry_rules_and_open_access(render: Callable[[dict[str
     )
 
 
+def test_storage_allows_expiry_only_under_the_bazel_prefix(render: Callable[[dict[str, Any]], RenderResult]) -> None:
+    """The dev stack tiers bazel-remote onto the bucket: the rendered bucket expires bazel/ and passes; the same
+    expiry on another prefix, or a lifecycle rule expiring bazel/-looking keys elsewhere, is refused."""
+    resources = records(render({"storage": S3_STORAGE}))
+    bucket = one(resources, lambda r: r["type"] == "pulumi-python:dynamic/flywheel:S3Bucket")
+    assert (bucket["inputs"]["bazelPrefix"], bucket["inputs"]["bazelExpiryDays"]) == ("bazel/", 30)
+    assert violations(resources, "storage-private-and-kept") == []
+    bucket["inputs"]["lifecycleRules"] = [
+        {"ID": "bazel-ok", "Status": "Enabled", "Filter": {"Prefix": "bazel/"}, "Expiration": {"Days": 9}},
+        {"ID": "bazelx", "Status": "Enabled", "Filter": {"Prefix": "bazelx/"}, "Expiration": {"Days": 9}},
+    ]
+    bucket["inputs"]["bazelPrefix"] = ""
+    assert_refused(
+        resources,
+        "storage-private-and-kept",
+        "rule bazelx (Expiration)",
+        "under prefix '' after 30 days",
+        urn=bucket["urn"],
+    )
+    assert "bazel-ok" not in " ".join(v["message"] for v in violations(resources, "storage-private-and-kept"))
+
+
 def test_storage_notices_a_missing_bucket(render: Callable[[dict[str, Any]], RenderResult]) -> None:
     resources = [
         r for r in records(render({"storage": S3_STORAGE})) if r["type"] != "pulumi-python:dynamic/flywheel:S3Bucket"

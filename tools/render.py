@@ -67,7 +67,7 @@ class RenderResult:
     resources: list[dict[str, Any]]
     files: dict[str, str]
     outputs: dict[str, Any]
-    # {"salt": id, "resources": {urn: {"stringData.key": digest}}}; empty unless FLYWHEEL_RENDER_SALT is set
+    # {"salt": id, "resources": {urn: {"data.key": digest}}}; empty unless FLYWHEEL_RENDER_SALT is set
     secret_digests: dict[str, Any] = field(default_factory=dict)
 
 

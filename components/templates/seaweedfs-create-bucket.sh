@@ -7,7 +7,7 @@
 #      FILER_URL (http://host:port of the filer), FILER_CONF (the filer.conf document),
 #      REGION (default us-east-1), ATTEMPTS (default 60), RETRY_SECONDS (default 5).
 # Exit: 0 bucket exists and filer.conf written, 1 refused (credentials, name, owned by someone else, filer.conf),
-#       2 store unreachable.
+#       2 store or filer unreachable.
 set -eu
 
 : "${S3_ENDPOINT:?S3_ENDPOINT is required}"
@@ -30,19 +30,33 @@ s3() {
     true
 }
 
-# write_filer_conf: upload FILER_CONF as /etc/seaweedfs/filer.conf (the filer reloads it when it changes).
+# write_filer_conf: upload FILER_CONF as /etc/seaweedfs/filer.conf (the filer reloads it when it changes),
+# retrying while the filer does not answer.
 write_filer_conf() {
-  written="$(printf '%s' "$FILER_CONF" |
-    curl --silent --connect-timeout 5 --max-time 20 --output /dev/null --write-out '%{http_code}' \
-      --form 'file=@-;filename=filer.conf' "${FILER_URL%/}/etc/seaweedfs/" || true)"
-  case "$written" in
-    200 | 201)
-      echo "filer.conf written on ${FILER_URL}: ${FILER_CONF}"
-      exit 0
-      ;;
-  esac
-  echo "${FILER_URL} refused filer.conf (HTTP ${written})" >&2
-  exit 1
+  tries=1
+  while :; do
+    written="$(printf '%s' "$FILER_CONF" |
+      curl --silent --connect-timeout 5 --max-time 20 --output /dev/null --write-out '%{http_code}' \
+        --form 'file=@-;filename=filer.conf' "${FILER_URL%/}/etc/seaweedfs/" || true)"
+    case "$written" in
+      200 | 201)
+        echo "filer.conf written on ${FILER_URL}: ${FILER_CONF}"
+        exit 0
+        ;;
+      000) ;;
+      *)
+        echo "${FILER_URL} refused filer.conf (HTTP ${written})" >&2
+        exit 1
+        ;;
+    esac
+    if [ "$tries" -ge "$ATTEMPTS" ]; then
+      echo "${FILER_URL} did not answer writing filer.conf after ${ATTEMPTS} attempts" >&2
+      exit 2
+    fi
+    echo "waiting for the filer at ${FILER_URL}, attempt ${tries}/${ATTEMPTS}"
+    tries=$((tries + 1))
+    sleep "$RETRY_SECONDS"
+  done
 }
 
 attempt=1

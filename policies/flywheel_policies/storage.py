@@ -1,4 +1,5 @@
-"""The cache's object storage: the bucket or in-cluster SeaweedFS is private, kept on delete, and never expired."""
+"""The cache's object storage: the bucket or in-cluster SeaweedFS is private, kept on delete, and Attic's objects
+never expire (only bazel-remote's prefix may: bazel-remote never deletes from its S3 tier)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,17 @@ def is_seaweedfs(res: Res) -> bool:
 
 
 _ALLOWED_LIFECYCLE_ACTIONS = {"AbortIncompleteMultipartUpload", "abortIncompleteMultipartUpload"}
+# bazel-remote's prefix of the bucket (components/storage.py BAZEL_PREFIX): the one place objects may expire.
+BAZEL_PREFIX = "bazel/"
+
+
+def _rule_prefix(rule: dict[str, Any]) -> str | None:
+    prefix = dig(rule, "Filter", "Prefix")
+    if prefix is None:
+        prefix = dig(rule, "filter", "prefix")
+    if prefix is None:
+        prefix = rule.get("Prefix", rule.get("prefix"))
+    return prefix if isinstance(prefix, str) else None
 
 
 def lifecycle_expirations(rules: Any) -> list[str]:
@@ -53,6 +65,8 @@ def lifecycle_expirations(rules: Any) -> list[str]:
             continue
         if str(rule.get("Status", rule.get("status", "Enabled"))).lower() == "disabled":
             continue
+        if _rule_prefix(rule) == BAZEL_PREFIX:
+            continue  # bazel-remote's own objects: expiring them is the tier's bound
         label = text(rule.get("ID")) or text(rule.get("id")) or f"#{index + 1}"
         actions = sorted(
             key
@@ -86,7 +100,15 @@ def _bucket_problems(res: Res) -> Iterator[str]:
     for rule in lifecycle_expirations(rules):
         yield (
             f"{name} has a lifecycle {rule} that expires objects Attic's database still references; "
-            "only AbortIncompleteMultipartUpload is allowed (Attic's GC owns object lifetimes)"
+            f"only AbortIncompleteMultipartUpload is allowed, and expiry only under '{BAZEL_PREFIX}' "
+            "(Attic's GC owns object lifetimes)"
+        )
+    # components/s3_bucket.py: the provider turns these into an Expiration rule on that prefix
+    prefix, days = res.props.get("bazelPrefix"), res.props.get("bazelExpiryDays")
+    if days not in (None, UNKNOWN) and prefix is not UNKNOWN and prefix != BAZEL_PREFIX:
+        yield (
+            f"{name} expires objects under prefix {prefix!r} after {days} days; only bazel-remote's "
+            f"'{BAZEL_PREFIX}' may expire (Attic's objects there would be deleted while its database references them)"
         )
 
 
@@ -156,7 +178,7 @@ def _validate_storage_private_and_kept(args: StackValidationArgs, report_violati
 STORAGE_PRIVATE_AND_KEPT = StackValidationPolicy(
     "storage-private-and-kept",
     "The cache bucket blocks public access, is protected and retained on delete, and no lifecycle rule "
-    "expires its objects.",
+    "expires its objects outside bazel-remote's 'bazel/' prefix.",
     _validate_storage_private_and_kept,
     EnforcementLevel.MANDATORY,
 )
