@@ -195,3 +195,27 @@ def test_a_failed_program_leaves_no_unretrieved_future_noise(caplog: pytest.LogC
             register(lambda: None)
             gc.collect()
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_each_config_warning_is_printed_once(tmp_path: Path) -> None:
+    """The render validates the config and then runs the program, which says the same warnings through the
+    engine: the user reads each once, and what the program logs under the mocks is not printed raw."""
+    import yaml
+
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["flywheel:storage"] = {
+        "backend": "s3",
+        "bucket": "flywheel-attic",
+        "region": "eu-west-1",
+        "endpoint": "https://s3.example.com",
+        "protect": False,
+        "credentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "example-secret-key"},
+    }
+    stack_file = tmp_path / "Pulumi.unprotected.yaml"
+    stack_file.write_text(yaml.safe_dump(document))
+    result = _run_cli("--stack", "dev", "--stack-file", str(stack_file), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1  # the mandatory storage policy refuses the unprotected bucket
+    lines = result.stderr.splitlines()
+    assert sum("storage.protect is false" in line for line in lines) == 1, result.stderr
+    assert sum("storage.credentials.accessKeyId is plain text" in line for line in lines) == 1
+    assert all(line.startswith(("flywheel:", "  ")) for line in lines if line.strip()), result.stderr

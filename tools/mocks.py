@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import string
 import threading
 from typing import Any, NamedTuple
@@ -161,6 +162,23 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.mocks: FlywheelMocks = mocks
         self.registrations: list[Registration] = []
+        # what the program said through the engine's Log (pulumi.log.*): (level name, message)
+        self.log: list[tuple[str, str]] = []
+
+    def logger(self) -> logging.Logger:
+        """A logger for the SDK's mock engine that records into ``log`` instead of printing."""
+        recorder = logging.getLogger(f"flywheel.mock-engine.{id(self)}")
+        recorder.propagate = False
+        recorder.setLevel(logging.DEBUG)
+        if not recorder.handlers:
+            monitor = self
+
+            class Record(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    monitor.log.append((record.levelname, record.getMessage()))
+
+            recorder.addHandler(Record())
+        return recorder
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """The URN the engine gives: a child's type is qualified by its parent's whole qualified type, except under

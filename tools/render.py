@@ -69,6 +69,7 @@ class RenderResult:
     outputs: dict[str, Any]
     # {"salt": id, "resources": {urn: {"data.key": digest}}}; empty unless FLYWHEEL_RENDER_SALT is set
     secret_digests: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what the program logged as warning or error
 
 
 class RenderConfigError(Exception):
@@ -171,7 +172,9 @@ def run_under_mocks(
     monitor = monitor or RecordingMonitor(FlywheelMocks())
     if stack is not None:
         pulumi.runtime.set_all_config(stack.values, stack.secret_keys)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=PROJECT, stack=stack_name, preview=preview, monitor=monitor, logger=monitor.logger()
+    )
     try:
         _sync_await(run_pulumi_func(main))
     except Exception as err:
@@ -260,7 +263,8 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
         monitor = run_under_mocks(main, stack_name, stack, monitor)
     except ConfigError as err:
         raise RenderConfigError(err.problems) from None
-    return RenderResult(registered_resources(monitor), files, _plain(outputs), secret_digests(monitor))
+    warnings = [message for level, message in monitor.log if level in ("WARNING", "ERROR")]
+    return RenderResult(registered_resources(monitor), files, _plain(outputs), secret_digests(monitor), warnings)
 
 
 def secret_digests(monitor: RecordingMonitor, salt: str | None = None) -> dict[str, Any]:
@@ -472,7 +476,8 @@ def render(stack_name: str, out: Path, stack_file: Path | None = None, policy_co
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    for warning in warnings:
+    # the program says the config warnings again through the engine (components/config.py): each once
+    for warning in dict.fromkeys([*warnings, *result.warnings]):
         print(f"flywheel: warning: {warning}", file=sys.stderr)
     violations = evaluate_policies(result.resources, pack_config)
     write_output(out, result, violations)
