@@ -30,12 +30,21 @@ STAGE_API = "kwok.x-k8s.io/v1alpha1"
 # kwok's own "fast" stages (the kustomize/stage tree of the module): nodes Ready, pods Ready, Job pods Succeeded
 KWOK_STAGES = (
     "kustomize/stage/node/fast/node-initialize.yaml",
+    # with --node-lease-duration-seconds, as kwok's own docs pair them (kustomize/stage/node/heartbeat-with-lease)
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
     "kustomize/stage/pod/fast/pod-ready.yaml",
     "kustomize/stage/pod/fast/pod-complete.yaml",
     "kustomize/stage/pod/fast/pod-delete.yaml",
 )
 SERVICE_RANGE = "10.96.0.0/16"
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+# kwok renews each node's Lease every quarter of this (pkg/kwok/controllers/controller.go:250). Without a Lease
+# (kwok's default when no configuration file sets one), only node status patches about every 55 s told the node
+# lifecycle controller the nodes live: past its 50 s grace period it marked them not-Ready and every pod on them
+# NotReady for good (kwok's pod-ready stage only readies Pending pods), which failed awaits at random.
+NODE_LEASE_SECONDS = 40
+# what kube-controller-manager logs when every node missed its heartbeat (node_lifecycle_controller.go)
+NODES_LOST = "all Nodes are not-Ready"
 
 
 def free_port() -> int:
@@ -161,6 +170,7 @@ class ControlPlane:
                 "--node-ip=10.244.0.1",
                 f"--server-address=127.0.0.1:{free_port()}",
                 "--enable-crds=Stage",
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
             ],
         )
         for name in NODE_NAMES:
@@ -191,6 +201,11 @@ class ControlPlane:
     def remove_stage(self, name: str) -> None:
         assert self.kube is not None
         self.kube.delete(STAGE_API, "Stage", name)
+
+    def nodes_went_not_ready(self) -> bool:
+        """Whether kube-controller-manager ever saw every node miss its heartbeat (pods then stay NotReady)."""
+        log = self.workdir / "logs" / "kube-controller-manager.log"
+        return NODES_LOST in log.read_text(errors="replace")
 
     def _alive_then(self, check: Callable[[], bool]) -> bool:
         self._check_alive()

@@ -103,3 +103,6 @@ def test_a_failed_migrations_job_is_re_run_by_the_next_up(lab: Lab) -> None:
     # a Job that completed is Ready: replaceUnready no longer replaces it
     again = lab.project.pulumi("preview", "--stack", STACK, "--expect-no-changes")
     assert again.returncode == 0, again.stdout[-3000:]
+    # the last test of the session: the fake nodes kept their heartbeat all along (lab/e2e/cluster.py
+    # NODE_LEASE_SECONDS), so no await above passed or failed because pods went NotReady under it
+    assert not lab.control_plane.nodes_went_not_ready()
