@@ -387,11 +387,11 @@ def test_secret_value_changes_are_listed_redacted(monkeypatch: pytest.MonkeyPatc
     assert old["salt"] == new["salt"] and old["resources"][urn] != new["resources"][urn]
     _no_canary(json.dumps(old), json.dumps(new))
     secret = {"urn": urn, "type": "kubernetes:core/v1:Secret", "name": "attic-db-url", "options": {}}
-    secret["inputs"] = {"kind": "Secret", "metadata": {"name": "attic-db-url"}, "stringData": {"uri": "[secret]"}}
+    secret["inputs"] = {"kind": "Secret", "metadata": {"name": "attic-db-url"}, "data": {"uri": "[secret]"}}
     report = report_from_renders("dev", _render_of(secret, digests=old), _render_of(secret, digests=new))
     (change,) = report.changes
     assert change.op == "replace" and [(p.path, p.old, p.new) for p in change.properties] == [
-        ("stringData.uri", "[secret]", "[secret]")
+        ("data.uri", "[secret]", "[secret]")
     ]
     other_salt = {**new, "salt": "different"}
     assert (
