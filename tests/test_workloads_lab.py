@@ -82,13 +82,16 @@ def seaweedfs(
     from lab.workloads.images import SEAWEEDFS
 
     require_binary(SEAWEEDFS.binary)
-    workload = _workload(manifests[("StatefulSet", "seaweedfs")], node, tmp_path_factory.mktemp("seaweedfs"))
+    sandbox = tmp_path_factory.mktemp("seaweedfs")
+    workload = _workload(manifests[("StatefulSet", "seaweedfs")], node, sandbox)
     workload.start()
     try:
         workload.wait_ready(timeout=60)
         yield workload
     finally:
         workload.stop()
+        # the pod's own volume size limit (1 GiB) is allocated on disk for every volume weed grows: about 15 GiB
+        shutil.rmtree(sandbox / "volumes", ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
