@@ -30,6 +30,16 @@ s3() {
     true
 }
 
+# next_attempt N GAVE-UP WAITING-FOR: after ATTEMPTS tries exit 2 saying GAVE-UP, else wait before try N+1.
+next_attempt() {
+  if [ "$1" -ge "$ATTEMPTS" ]; then
+    echo "$2 after ${ATTEMPTS} attempts" >&2
+    exit 2
+  fi
+  echo "waiting for $3, attempt $1/${ATTEMPTS}"
+  sleep "$RETRY_SECONDS"
+}
+
 # write_filer_conf: upload FILER_CONF as /etc/seaweedfs/filer.conf (the filer reloads it when it changes),
 # retrying while the filer does not answer.
 write_filer_conf() {
@@ -49,13 +59,8 @@ write_filer_conf() {
         exit 1
         ;;
     esac
-    if [ "$tries" -ge "$ATTEMPTS" ]; then
-      echo "${FILER_URL} did not answer writing filer.conf after ${ATTEMPTS} attempts" >&2
-      exit 2
-    fi
-    echo "waiting for the filer at ${FILER_URL}, attempt ${tries}/${ATTEMPTS}"
+    next_attempt "$tries" "${FILER_URL} did not answer writing filer.conf" "the filer at ${FILER_URL}"
     tries=$((tries + 1))
-    sleep "$RETRY_SECONDS"
   done
 }
 
@@ -95,11 +100,6 @@ while :; do
       exit 1
       ;;
   esac
-  if [ "$attempt" -ge "$ATTEMPTS" ]; then
-    echo "${S3_ENDPOINT} did not answer for bucket '${BUCKET}' after ${ATTEMPTS} attempts (last HTTP ${status})" >&2
-    exit 2
-  fi
-  echo "waiting for ${S3_ENDPOINT} (HTTP ${status}), attempt ${attempt}/${ATTEMPTS}"
+  next_attempt "$attempt" "${S3_ENDPOINT} did not answer for bucket '${BUCKET}'" "${S3_ENDPOINT} (HTTP ${status})"
   attempt=$((attempt + 1))
-  sleep "$RETRY_SECONDS"
 done
