@@ -230,19 +230,30 @@ def render_component(config: CiTemplateConfig) -> str:
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-def component_reference(gitlab_config: GitlabConfig) -> str:
-    """What consumers write after ``include: - component:`` (without ``@<version>``).
+def ci_server_fqdn(gitlab_config: GitlabConfig) -> str:
+    """What GitLab sets as ``CI_SERVER_FQDN``: host, a non-default port and the relative URL root.
 
-    GitLab matches the address against its component FQDN: host, a non-default port, and the relative URL
-    root of an instance served under a sub-path (``https://example.com/gitlab`` -> ``example.com/gitlab``).
+    GitLab config/settings.rb ``build_ci_server_fqdn`` joins ``gitlab.host``, ``:port`` unless standard, and
+    ``gitlab.relative_url_root``: ``https://example.com/gitlab`` -> ``example.com/gitlab``.
     """
     url = urlsplit(gitlab_config.url)
     host = (url.hostname or "").lower()
     if url.port is not None and url.port != DEFAULT_PORTS.get(url.scheme):
         host = f"{host}:{url.port}"
-    return "/".join(
-        part for part in (host, url.path.strip("/"), gitlab_config.template_project, COMPONENT_NAME) if part
-    )
+    return "/".join(part for part in (host, url.path.strip("/")) if part)
+
+
+def component_path(gitlab_config: GitlabConfig) -> str:
+    """The component's address below ``CI_SERVER_FQDN``: the template project and the component's name."""
+    return f"{gitlab_config.template_project}/{COMPONENT_NAME}"
+
+
+def component_reference(gitlab_config: GitlabConfig) -> str:
+    """What consumers write after ``include: - component:`` (without ``@<version>``).
+
+    GitLab matches the address against its component FQDN (``ci_server_fqdn``), then the project path.
+    """
+    return f"{ci_server_fqdn(gitlab_config)}/{component_path(gitlab_config)}"
 
 
 def component_version(gitlab_config: GitlabConfig, config: CiTemplateConfig) -> str:
@@ -254,14 +265,19 @@ def render_readme(gitlab_config: GitlabConfig, config: CiTemplateConfig) -> str:
     """The template project's README: how to include the component, and its inputs with their defaults."""
     inputs = _inputs(config)
     version = component_version(gitlab_config, config)
-    address = component_reference(gitlab_config).split("/", 1)[1]
+    address = component_path(gitlab_config)
     rows = [
         f"| `{name}` | {spec.get('type', 'string')} | `{json.dumps(spec['default'])}` | {spec['description']} |"
         for name, spec in inputs.items()
     ]
     usage = yaml.safe_dump(
         {
-            "include": [{"component": f"$CI_SERVER_FQDN/{address}@{version}", "inputs": {"installable": ".#default"}}],
+            "include": [
+                {
+                    "component": f"$CI_SERVER_FQDN/{address}@{version}",
+                    "inputs": {"installable": ".#default", "tags": list(config.tags)},
+                }
+            ],
             "deploy": {"needs": [{"job": "greedy:nix-build", "optional": True}, "validate"]},
         },
         sort_keys=False,

@@ -746,6 +746,16 @@ def _cross_area_problems(config: PlatformConfig) -> list[str]:
                 "downloads to the store's address, which clients outside the cluster cannot reach (got 'anywhere'; "
                 "expected 'in-cluster', or storage.backend 's3' with an endpoint outside the cluster)"
             )
+    # A runner takes a job only if the job's tags are a subset of its own (gitlab-runner: a tag-only runner with
+    # untagged=false), so the template's default tags must all be on one pool, or no flywheel runner takes its jobs.
+    wanted = set(config.ci_template.tags)
+    if not any(wanted <= set(pool.tags) for pool in config.runners):
+        pools = "; ".join(f"{pool.name}: {pool.tags}" for pool in config.runners)
+        problems.append(
+            f"{NAMESPACE}:ciTemplate.tags: no runner pool carries all of {config.ci_template.tags}, so no flywheel "
+            f"runner would take the template's jobs (pools: {pools}; expected the tags, or a subset of the tags, "
+            f"of one pool, e.g. {config.runners[0].tags})"
+        )
     if not config.bazel_cache.enabled:
         problems += [
             f"{NAMESPACE}:runners[{index}].cacheInjection: bazelCache.enabled is false, so pool {pool.name!r} "

@@ -505,6 +505,24 @@ def test_a_stuck_upload_is_bounded_by_the_push_timeout(lab: Lab) -> None:
     _assert_token_secret(lab, run)
 
 
+def test_a_failed_push_names_the_servers_reason(lab: Lab) -> None:
+    """A token that may pull but not push (atticd answers get-missing-paths with 403 AccessError): the
+    teardown's line carries the client's error, not a blank, and the build's result stands."""
+    chain = nix_lab.write_chain(lab.tmp / "chain", 1)
+    lab.attic.set_mode("pull-only")
+    run = lab.run("pull-only-token", chain)
+    _report("token without push permission", run)
+    assert run.build.exit_code == 0 and run.teardown.exit_code == 0, run.log
+    (line,) = _lines(run.teardown.output, "new paths failed")
+    assert re.search(
+        r"push of \d+ new paths failed \(exit \d+\): Error: AccessError: Access error: User does not have "
+        r"permission to complete this action\.$",
+        line,
+    ), line
+    assert not any(lab.in_cache(nix_lab.chain_out_paths(chain, lab.admin_env)))
+    _assert_token_secret(lab, run)
+
+
 def test_after_script_fits_the_after_script_timeout_read_at_run_time(lab: Lab) -> None:
     """A job cancelled before the script's teardown: after_script pushes, within RUNNER_AFTER_SCRIPT_TIMEOUT
     as the job has it now (a project variable lowered it to 15 s; the template's push timeout is 10 s)."""

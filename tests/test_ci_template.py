@@ -20,9 +20,11 @@ from components.ci_template import (
     BOOTSTRAP,
     COMPONENT_FILE,
     CONTRACT_CHECK,
+    HEREDOC_MARKERS,
     NIX_BUILD,
     TEARDOWN,
     after_script_timeout_seconds,
+    ci_server_fqdn,
     component_reference,
     component_version,
     render_component,
@@ -180,7 +182,8 @@ def test_bazel_job_checks_the_contract_before_anything_else() -> None:
 
 def test_every_embedded_script_starts_with_set_plus_x() -> None:
     """A consumer's `set -x` (or CI_DEBUG_TRACE) must not trace the lines that handle the token."""
-    for script in (BOOTSTRAP, TEARDOWN, NIX_BUILD):
+    assert set(HEREDOC_MARKERS) >= {BOOTSTRAP, TEARDOWN, NIX_BUILD, CONTRACT_CHECK}, "every embedded script"
+    for script in HEREDOC_MARKERS:
         lines = [line for line in script.read_text().splitlines() if line and not line.startswith("#")]
         assert lines[0] == "set +x", script.name
 
@@ -250,6 +253,20 @@ def test_component_reference(url: str, expected: str) -> None:
     """Host, a non-default port and the relative URL root: what GitLab's component FQDN holds."""
     gitlab = GitlabConfig(url=url, group_path="acme", group_id=1, template_project="acme/platform/ci")
     assert component_reference(gitlab) == f"{expected}/acme/platform/ci/greedy-build"
+    assert ci_server_fqdn(gitlab) == expected
+
+
+@pytest.mark.parametrize("url", ["https://gitlab.example.com", "https://example.com:8443/gitlab"])
+def test_template_readme_include_resolves_to_the_component(url: str) -> None:
+    """The README's ``$CI_SERVER_FQDN/...`` include, expanded as GitLab expands the variable (it already holds
+    the port and the relative URL root), is the component's address; its example carries the tags."""
+    gitlab = GitlabConfig(url=url, group_path="acme", group_id=1, template_project="acme/platform/ci")
+    config = CiTemplateConfig(tags=["flywheel-nix"])
+    usage = yaml.safe_load(re.search(r"```yaml\n(.*?)```", render_readme(gitlab, config), re.S).group(1))
+    (include,) = usage["include"]
+    expanded = include["component"].replace("$CI_SERVER_FQDN", ci_server_fqdn(gitlab))
+    assert expanded == f"{component_reference(gitlab)}@{component_version(gitlab, config)}"
+    assert include["inputs"]["tags"] == ["flywheel-nix"]
 
 
 # --- real tools ---------------------------------------------------------------------------------------
@@ -302,9 +319,9 @@ def test_consumer_fixtures_include_the_dev_stacks_component_as_rendered(fixture:
     declared = header["spec"]["inputs"]
     (include,) = consumer["include"]
     if "component" in include:
-        host = component_reference(gitlab).split("/", 1)[0]
         version = component_version(gitlab, CiTemplateConfig.model_validate(dev_value("ciTemplate")))
-        assert include["component"].replace("$CI_SERVER_FQDN", host) == f"{component_reference(gitlab)}@{version}"
+        expanded = include["component"].replace("$CI_SERVER_FQDN", ci_server_fqdn(gitlab))
+        assert expanded == f"{component_reference(gitlab)}@{version}"
     elif "project" in include:
         version = component_version(gitlab, CiTemplateConfig.model_validate(dev_value("ciTemplate")))
         assert (include["project"], include["file"], str(include["ref"])) == (
@@ -433,7 +450,7 @@ def test_template_ref_and_project_follow_the_gitlab_config(render: Any) -> None:
     inputs = _component_file(result)["inputs"]
     assert (inputs["project"], inputs["branch"]) == ("acme/tools/ci", "stable")
     assert result.outputs["ci_component"] == "gitlab.example.com/acme/tools/ci/greedy-build@1.0.0"
-    unreleased = render({"ciTemplate": {"releaseVersion": None}})
+    unreleased = render({"ciTemplate": {"releaseVersion": None, "tags": ["flywheel-nix"]}})
     assert not [r for r in unreleased.resources if r["type"] == "gitlab:index/release:Release"]
     assert unreleased.outputs["ci_component"].endswith("greedy-build@main")
 

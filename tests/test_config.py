@@ -473,3 +473,16 @@ def test_a_host_behind_an_upstream_tls_terminator_needs_no_certificate_secret() 
     raw = with_change("attic.ingress.tlsSecretName", DELETE)
     raw["attic"]["ingress"]["tlsTerminatedUpstream"] = True
     assert load_platform_config(raw).attic.ingress.tls_terminated_upstream is True
+
+
+def test_the_templates_tags_must_all_be_on_one_pool() -> None:
+    """gitlab-runner takes a job only when the job's tags are a subset of its own; tag-only pools take no other."""
+    assert load_platform_config(with_change("ciTemplate.tags", ["flywheel-nix"])).ci_template.tags == ["flywheel-nix"]
+    (problem,) = problems_for(with_change("ciTemplate.tags", ["flywheel"]))
+    assert problem.startswith("flywheel:ciTemplate.tags: no runner pool carries all of ['flywheel']")
+    assert "nix: ['flywheel-nix']" in problem and "e.g. ['flywheel-nix']" in problem
+    # tags split over two pools reach neither
+    assert problems_for(with_change("ciTemplate.tags", ["flywheel-nix", "flywheel-docker"]))
+    # the defaults agree with each other: the default pool carries the default tags
+    raw = {key: value for key, value in dev_raw().items() if key not in {"runners", "ciTemplate"}}
+    assert load_platform_config(raw).ci_template.tags == ["flywheel"]

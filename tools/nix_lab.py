@@ -7,8 +7,9 @@ What is real here and what is a stand-in:
   Nix binary caches (``<root>/<cache>/``, filled by ``nix copy --to``), answering the routes Nix uses
   (``/<cache>/nix-cache-info``, ``*.narinfo``, ``nar/*``) and accepting ``PUT`` uploads the way
   ``nix copy --to http://...`` sends them. It checks a bearer/basic token like Attic does, and can be
-  switched into fault modes: ``refuse`` (nothing listens), ``hang`` (accepts TCP, never answers) and
-  ``unauthorized`` (401 for everything).
+  switched into fault modes: ``refuse`` (nothing listens), ``hang`` (accepts TCP, never answers),
+  ``unauthorized`` (401 for everything) and ``pull-only`` (a token without push permission: reads answer,
+  ``get-missing-paths`` and uploads get atticd's 403 ``AccessError``).
   It also answers the two Attic API calls the attic client makes before pushing (attic's
   client/src/api/mod.rs): ``GET /_api/v1/cache-config/<cache>`` and ``POST /_api/v1/get-missing-paths``.
 - ``build_standin_attic_client`` builds a STAND-IN attic client into the store: a shell script
@@ -49,8 +50,19 @@ BUILDER_PATH = "/usr/bin:/bin"
 
 CACHE_CONFIG_ROUTE = "/_api/v1/cache-config/"
 MISSING_PATHS_ROUTE = "/_api/v1/get-missing-paths"
-CacheMode = Literal["normal", "refuse", "hang", "unauthorized"]
-CACHE_MODES: tuple[CacheMode, ...] = ("normal", "refuse", "hang", "unauthorized")
+CacheMode = Literal["normal", "refuse", "hang", "unauthorized", "pull-only"]
+CACHE_MODES: tuple[CacheMode, ...] = ("normal", "refuse", "hang", "unauthorized", "pull-only")
+# atticd's answer to a token that may pull but not push: get_missing_paths.rs and upload_path.rs call
+# permission.require_push() (server/src/access/mod.rs require_permission_function!: PermissionDenied when the
+# token can discover the cache), which server/src/error.rs answers with 403 and this JSON (ErrorResponse; the
+# message is ErrorKind::AccessError's "Access error: {0}" over access::Error's doc line).
+PUSH_DENIED = json.dumps(
+    {
+        "code": 403,
+        "error": "AccessError",
+        "message": "Access error: User does not have permission to complete this action.",
+    }
+).encode()
 
 
 # --- running nix -----------------------------------------------------------------------------------
@@ -448,6 +460,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path != MISSING_PATHS_ROUTE:
             self._answer(404, b"not found\n")
             return
+        if self.server.lab.mode == "pull-only":
+            self._answer(403, PUSH_DENIED, "application/json")
+            return
         request = json.loads(body)
         cache_dir = self.server.lab.root / request["cache"]
         missing = [h for h in request["store_path_hashes"] if not (cache_dir / f"{h}.narinfo").is_file()]
@@ -457,6 +472,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._read_body()
         if not self._authorized():
             self._answer(401, b"unauthorized\n")
+            return
+        if self.server.lab.mode == "pull-only":
+            self._answer(403, PUSH_DENIED, "application/json")
             return
         target = self._file()
         if target is None:

@@ -6,6 +6,7 @@
 # Inputs (environment): BAZEL_REMOTE_CACHE and GF_BAZEL_SUBSTRATE_MODE (injected by the runner; a
 # group or project variable with the same name would override them), GREEDY_EXPECTED_SUBSTRATE_MODE.
 # POSIX sh: it runs in whatever shell the job image has.
+set +x
 expected=${GREEDY_EXPECTED_SUBSTRATE_MODE:-shared-cache-backed}
 broken=0
 

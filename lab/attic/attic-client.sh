@@ -94,7 +94,15 @@ api() { # method path [json body] -> response body; "Error: ..." on a failed req
     -w '\n%{http_code}' "${endpoint%/}/$2" 2>&1) || die "error sending request for url (${endpoint%/}/$2): ${output##*curl: }"
   status=${output##*$'\n'}
   output=${output%$'\n'*}
-  [[ $status == 2* ]] || die "$(printf '%s' "$output" | head -c 200) (HTTP $status)"
+  if [[ $status != 2* ]]; then
+    # api/mod.rs@01d6c4ea:45-53 ApiError: a JSON body is Structured, shown "{error}: {message}" (its Display
+    # impl); any other body is Unstructured, "HTTP {status}: {text}" (reqwest also names the reason phrase,
+    # "403 Forbidden", which this stand-in leaves out)
+    local structured
+    structured=$(printf '%s' "$output" | jq -er '"\(.error): \(.message)"' 2>/dev/null) ||
+      structured="HTTP $status: $(printf '%s' "$output" | head -c 200)"
+    die "$structured"
+  fi
   printf '%s' "$output"
 }
 

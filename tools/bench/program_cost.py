@@ -112,7 +112,7 @@ def stack_with_pools(base: Path, pools: int, destination: Path) -> Path:
     for index in range(pools):
         template = templates[index % len(templates)]
         generated.append(
-            {**template, "name": f"{template['name']}-{index}", "tags": [f"{t}-{index}" for t in template["tags"]]}
+            {**template, "name": f"{template['name']}-{index}", "tags": [*template["tags"], f"pool-{index}"]}
         )
     document["config"]["flywheel:runners"] = generated
     destination.write_text(yaml.safe_dump(document, sort_keys=False))
