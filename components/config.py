@@ -632,7 +632,8 @@ class CiTemplateConfig(Model):
     attic_client_ref: str = Field(
         "github:NixOS/nixpkgs/nixos-24.11#attic-client",
         min_length=1,
-        description="First flake ref the bootstrap substitutes the attic client from (`--max-jobs 0`).",
+        description="First ref the bootstrap substitutes the attic client from (`--max-jobs 0`): a flake ref, or "
+        "the client's store path for your system (nothing to fetch or evaluate; fastest).",
     )
     fallback_client_ref: str = Field(
         ".#attic-client", min_length=1, description="Second ref, tried with the Attic cache as a substituter."

@@ -226,6 +226,24 @@ def test_client_is_substituted_and_each_derivation_reaches_the_cache_during_the_
     assert run.teardown.seconds < 1 + CONNECT_TIMEOUT + SLACK
 
 
+def test_a_store_path_ref_is_substituted_without_evaluating_anything(lab: Lab) -> None:
+    """``atticClientRef`` may name the client's store path: Nix substitutes it from the runner's caches with no
+    flake to fetch or evaluate (a nixpkgs ref costs a tarball and an evaluation on every runner without a warm
+    ~/.cache/nix), and once the path is local the bootstrap beyond its probe is a symlink."""
+    chain = nix_lab.write_chain(lab.tmp / "chain", 1)
+    first = lab.run("store-path-ref", chain, GREEDY_ATTIC_CLIENT_REF=lab.client)
+    assert _lines(first.bootstrap.output, f"attic client from {lab.client} (substituted"), first.log
+    client_narinfo = f"/nixos/{nix_lab.narinfo_name(lab.client)}"
+    assert any(r.path == client_narinfo and r.status == 200 for r in lab.upstream.requests), first.log
+    assert (first.state / "status").read_text().strip() == "published"
+    # again, the client local now: the upstream cache is not asked for it
+    asked = len(lab.upstream.requests)
+    again = lab.run("store-path-ref-again", chain, GREEDY_ATTIC_CLIENT_REF=lab.client)
+    assert _lines(again.bootstrap.output, f"attic client from {lab.client}"), again.log
+    assert not [r for r in lab.upstream.requests[asked:] if r.path == client_narinfo], again.log
+    _assert_token_secret(lab, again)
+
+
 def test_token_reaches_the_client_through_a_token_file_never_argv(lab: Lab) -> None:
     """Released attic clients read no ATTIC_LOGIN_TOKEN: the bootstrap writes the client config itself."""
     env = lab.job_env("token-file")
@@ -447,6 +465,56 @@ def test_attic_dying_after_the_bootstrap_costs_the_build_a_bounded_stall(lab: La
     assert teardown.returncode == 0
     assert _lines(teardown.stdout, "does not answer now: nothing pushed at the end")
     assert teardown_seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + 1 + SLACK, teardown.stdout
+    assert not _pid_alive(int((state / "watch-store.pid").read_text()))
+
+
+def test_attic_dying_mid_build_costs_the_job_only_the_teardowns_probe(lab: Lab) -> None:
+    """Attic hangs once the build's first derivation is in the store, with the watcher uploading: the build
+    proper never talks to Attic, so it takes as long as without it; the watcher's stuck uploads die with it at
+    the teardown, whose probe finds Attic silent and skips the push. The cost is that probe, bounded."""
+    chain = nix_lab.write_chain(lab.tmp / "chain", 4, seconds=1.5)
+    first = nix_lab.chain_out_paths(chain, lab.admin_env, upto=1)[0]
+    env = lab.job_env("mid-build")
+    state, project = lab.tmp / "mid-build-state", lab.tmp / "mid-build-project"
+    project.mkdir()
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
+    assert "publishing" in boot.stdout, boot.stdout
+    build_env = {**job_env, "GREEDY_NIX_INSTALLABLE": chain.installable}
+    started = time.monotonic()
+    build = subprocess.Popen(
+        ["bash", str(nix_lab.NIX_BUILD_SCRIPT)],
+        env=build_env,
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    while not Path(first).exists() and build.poll() is None:
+        time.sleep(0.05)
+    died_at = time.monotonic() - started
+    lab.attic.set_mode("hang")
+    output, _ = build.communicate(timeout=120)
+    build_seconds = time.monotonic() - started
+    assert build.returncode == 0, output.decode(errors="replace")
+    teardown_env = {**job_env, "GREEDY_ATTIC_PHASE": "script"}
+    started = time.monotonic()
+    teardown = subprocess.run(["bash", str(nix_lab.TEARDOWN_SCRIPT)], env=teardown_env, capture_output=True, text=True)
+    teardown_seconds = time.monotonic() - started
+    twin = nix_lab.write_chain(lab.tmp / "twin-mid-build", chain.length, seconds=1.5)
+    plain = time.monotonic()
+    nix_lab.run_nix(["build", "--no-link", twin.installable], lab.job_env("twin-mid-build"))
+    plain_seconds = time.monotonic() - plain
+    print(
+        f"\nMEASURED Attic hangs mid-build (at {died_at:.2f} s, link 1 of 4 built): build {build_seconds:.2f} s "
+        f"(plain nix build {plain_seconds:.2f} s), teardown {teardown_seconds:.2f} s"
+    )
+    assert died_at < build_seconds - 2, "Attic died while the build still had derivations to build"
+    assert build_seconds < plain_seconds + SLACK, "the build proper does not wait for Attic"
+    assert teardown.returncode == 0
+    assert _lines(teardown.stdout, "does not answer now: nothing pushed at the end"), teardown.stdout
+    # the probe's own bound (timeout + kill grace) and the watcher's 1 s: below PUSH_TIMEOUT, so a teardown that
+    # pushed into the silent Attic would fail here
+    assert teardown_seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + 1 + 1 < PUSH_TIMEOUT, teardown.stdout
     assert not _pid_alive(int((state / "watch-store.pid").read_text()))
 
 

@@ -580,3 +580,33 @@ def test_gitlab_ci_local_reads_the_consumer_pipelines_as_intended(tmp_path: Path
     for document in expanded.values():
         assert f"path:{tmp_path}/chain#default" in str(document[BUILD_JOB]["variables"])
         assert "GREEDY_ATTIC_BOOTSTRAP" in str(document[BUILD_JOB]["before_script"])
+
+
+def test_chain_pushes_counts_each_output_of_the_chain_once(tmp_path: Path) -> None:
+    """A narinfo counts by its own StorePath, not by the links it references, and only its first upload."""
+    from types import SimpleNamespace
+
+    from tools.bench.pipeline import chain_pushes
+    from tools.nix_lab import Request
+
+    seed = "abcd1234"
+    cache = tmp_path / "main"
+    cache.mkdir()
+    narinfos = {
+        "link1": f"StorePath: /nix/store/{'a' * 32}-lab-{seed}-link1\nReferences: \n",
+        "link2": f"StorePath: /nix/store/{'b' * 32}-lab-{seed}-link2\nReferences: {'a' * 32}-lab-{seed}-link1\n",
+        # not an output of the chain, though it references one
+        "other": f"StorePath: /nix/store/{'c' * 32}-result-env\nReferences: {'b' * 32}-lab-{seed}-link2\n",
+    }
+    for name, text in narinfos.items():
+        (cache / f"{name}.narinfo").write_text(text)
+    requests = [
+        Request(10.0, "PUT", "/main/link1.narinfo", 200),
+        Request(11.0, "PUT", "/main/other.narinfo", 200),
+        Request(12.0, "PUT", "/main/link1.narinfo", 200),  # the teardown's push uploads it again
+        Request(12.5, "PUT", "/main/link2.narinfo", 500),  # a failed upload stored nothing
+        Request(13.0, "PUT", "/main/link2.narinfo", 200),
+        Request(14.0, "GET", "/main/link2.narinfo", 200),
+    ]
+    lab = SimpleNamespace(cache=SimpleNamespace(requests=requests, root=tmp_path))
+    assert chain_pushes(lab, seed, since=10.0) == [0.0, 3.0]  # type: ignore[arg-type]

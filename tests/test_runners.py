@@ -409,7 +409,10 @@ def _group_values(result: Any) -> dict[str, Any]:
 def test_pool_lists_of_1_and_20_render_with_the_stack_contract(
     render: Callable[[dict[str, Any]], Any], count: int
 ) -> None:
-    pools = [{"name": f"pool-{i:02d}", "tags": [f"flywheel-{i:02d}"], "concurrent": 1} for i in range(count)]
+    # every pool also carries the dev stack's template tags (the config wants one pool to take the template's jobs)
+    pools = [
+        {"name": f"pool-{i:02d}", "tags": ["flywheel-nix", f"flywheel-{i:02d}"], "concurrent": 1} for i in range(count)
+    ]
     result = render({"runners": pools})
     files = sorted(path for path in result.files if path.startswith("runners/"))
     assert files == [f"runners/pool-{i:02d}/config.toml" for i in range(count)]
@@ -443,7 +446,7 @@ def test_cache_injection_false_pool_renders_without_cache_variables(render: Call
     result = render(
         {
             "runners": [
-                {"name": "cached", "tags": ["a"]},
+                {"name": "cached", "tags": ["flywheel-nix"]},
                 {"name": "bare", "tags": ["b"], "cacheInjection": False, "environment": {"FOO": "bar"}},
             ]
         }

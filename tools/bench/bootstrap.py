@@ -13,7 +13,7 @@ of the rendered ``.greedy-attic`` job, against the loopback Attic stand-in (tool
   endpoint probe, and a teardown with nothing left to push.
 
 Then the cost of an Attic that dies mid-build: the template's job (bootstrap, pre-pass, build, teardown) on a
-chain whose Attic stops answering (hangs) right after the bootstrap, against the same build without Attic.
+chain whose Attic stops answering (hangs) right after the bootstrap or mid-build, against the same build without Attic.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import os
 import re
 import shutil
 import signal
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +131,10 @@ def run(context: BenchContext) -> BenchResult:
                 run_dir = context.work / f"{scenario.key}-{repetition}"
                 run_dir.mkdir()
                 runs[scenario.key].append(run_scenario(scenario, lab, hanging, run_dir))
-        dying = [run_dying_attic(lab, context.work / f"dying-{r}") for r in range(context.repetitions)]
+        dying = {
+            when: [run_dying_attic(lab, context.work / f"dying-{key}-{r}", key) for r in range(context.repetitions)]
+            for key, when in DYING_WHEN.items()
+        }
 
     rows = []
     targets = []
@@ -155,17 +160,20 @@ def run(context: BenchContext) -> BenchResult:
             data["d"]["beyond_probe_seconds"] = beyond.to_json()
             rows.append(("(d) bootstrap beyond the endpoint probe", beyond.text("s"), "—", "—", "≤ 0.5 s", ""))
     config = CiTemplateConfig()
-    with_dead = Summary.of([d.job for d in dying])
-    plain = Summary.of([d.plain for d in dying])
-    extra = Summary.of([d.job - d.plain for d in dying])
-    data["attic_dies_mid_build"] = {
-        "job_seconds": with_dead.to_json(),
-        "plain_build_seconds": plain.to_json(),
-        "extra_seconds": extra.to_json(),
-    }
+    dying_rows = []
+    for key, when in DYING_WHEN.items():
+        with_dead = Summary.of([d.job for d in dying[when]])
+        plain = Summary.of([d.plain for d in dying[when]])
+        extra = Summary.of([d.job - d.plain for d in dying[when]])
+        data[f"attic_dies_{key.replace('-', '_')}"] = {
+            "job_seconds": with_dead.to_json(),
+            "plain_build_seconds": plain.to_json(),
+            "extra_seconds": extra.to_json(),
+        }
+        dying_rows.append((f"Attic hangs {when}", with_dead.text("s"), plain.text("s"), extra.text("s")))
     dying_table = Table(
         ("job", "whole job (bootstrap, pre-pass, build, teardown)", "plain nix build", "cost of the dead Attic"),
-        (("Attic hangs right after the bootstrap", with_dead.text("s"), plain.text("s"), extra.text("s")),),
+        tuple(dying_rows),
     )
     return BenchResult(
         name="bootstrap",
@@ -187,9 +195,11 @@ def run(context: BenchContext) -> BenchResult:
             "(b) and (c) end with 'cache publication skipped' and the build goes on; (a), (a2) and (d) start "
             "`attic watch-store`, which the teardown stops at once, then pushes what is new since the bootstrap "
             "(here nothing: no build ran).",
-            f"A dead Attic costs the job one stalled pre-pass (connect {config.connect_timeout_seconds} s, stall "
-            f"{config.stalled_download_timeout_seconds} s, one attempt) and the teardown's probe; the build "
-            "itself never talks to Attic.",
+            f"Attic dead from the start of the build costs the job one stalled pre-pass (connect "
+            f"{config.connect_timeout_seconds} s, stall {config.stalled_download_timeout_seconds} s, one attempt) "
+            "and the teardown's probe; dying mid-build (once the first of 4 derivations is in the store, the "
+            "watcher uploading) costs only the teardown's probe: the build itself never talks to Attic, and the "
+            "watcher's stuck uploads end with it.",
         ],
         data=data,
         quick=context.quick,
@@ -202,29 +212,49 @@ class Dying:
     plain: float
 
 
-def run_dying_attic(lab: AtticLab, work: Path) -> Dying:
-    """The template's job with Attic hanging from right after the bootstrap; and the same build alone."""
+DYING_WHEN = {"after-bootstrap": "right after the bootstrap", "mid-build": "mid-build (link 1 of 4 built)"}
+
+
+def run_dying_attic(lab: AtticLab, work: Path, when: str) -> Dying:
+    """The template's job with Attic hanging from ``when`` on (a DYING_WHEN key); and the same build alone."""
     work.mkdir(parents=True)
-    chain = nix_lab.write_chain(work / "chain", 3, seconds=1.0)
+    chain = nix_lab.write_chain(work / "chain", 4, seconds=1.0)
     state = work / "state"
     env = lab.job_env(work / "home", GREEDY_NIX_INSTALLABLE=chain.installable)
     env.update(template_variables({"attic-client-ref": lab.client_ref, "fallback-client-ref": lab.client_ref}, state))
+    first = nix_lab.chain_out_paths(chain, env, upto=1)[0]
     with nix_lab.loopback_cache(work / "dying", token=lab.token) as dying:
         dying.cache_dir("main")
         env["ATTIC_SERVER"] = dying.url
         started = bootstrap(env, work)
-        dying.set_mode("hang")
+        if when == "after-bootstrap":
+            dying.set_mode("hang")
+            killer = None
+        else:
+            killer = threading.Thread(target=_hang_once_built, args=(dying, Path(first)), daemon=True)
+            killer.start()
         script = run_phase("\n".join(template_jobs()["greedy:nix-build"]["script"]), env, work)
+        if killer is not None:
+            killer.join(timeout=1)
+            if dying.mode != "hang":
+                raise RuntimeError("the build ended before its first derivation was in the store")
         stopped = teardown(env, work)
         _kill_watcher(state)
     if script.returncode != 0:
         raise RuntimeError(f"the build failed on a dead Attic:\n{script.output[-3000:]}")
-    twin = nix_lab.write_chain(work / "twin", 3, seconds=1.0)
+    twin = nix_lab.write_chain(work / "twin", 4, seconds=1.0)
     plain = run_phase(f"nix build --no-link {twin.installable}", lab.job_env(work / "twin-home"), work)
     for link in work.glob("result*"):
         link.unlink()
     shutil.rmtree(state, ignore_errors=True)
     return Dying(started.seconds + script.seconds + stopped.seconds, plain.seconds)
+
+
+def _hang_once_built(cache: nix_lab.LoopbackCache, path: Path, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cache.set_mode("hang")
 
 
 def _short(status: str) -> str:

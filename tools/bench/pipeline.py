@@ -155,15 +155,20 @@ def parse_events(
 
 
 def chain_pushes(lab: AtticLab, seed: str, since: float) -> list[float]:
-    """When each narinfo of the chain reached the Attic stand-in (seconds after ``since``)."""
-    times = []
+    """When each of the chain's outputs first reached the Attic stand-in (seconds after ``since``).
+
+    One entry per distinct output: a narinfo counts by its own ``StorePath`` (not by the links it references),
+    and only its first upload (the teardown's push may upload again what a killed watcher had sent).
+    """
+    first: dict[str, float] = {}
+    link = re.compile(rf"^StorePath: /nix/store/[a-z0-9]+-lab-{re.escape(seed)}-link\d+$", re.M)
     for request in list(lab.cache.requests):
         if request.method != "PUT" or request.status != 200 or not request.path.endswith(".narinfo"):
             continue
         narinfo = lab.cache.root / request.path.lstrip("/")
-        if f"-lab-{seed}-link" in narinfo.read_text():
-            times.append(request.at - since)
-    return sorted(times)
+        if request.path not in first and link.search(narinfo.read_text()):
+            first[request.path] = request.at - since
+    return sorted(first.values())
 
 
 def run_pipeline(
