@@ -2,9 +2,15 @@
 # attic -- STAND-IN for the attic client (zhaofengli/attic `client/`), for tests without network access.
 # Not Attic: the real client needs libnixstore >= 2.24 and this machine has Nix 2.8. See lab/attic/README.md.
 #
-# Modelled on the client source of attic main as stored for this project (commits cited per behaviour). The
-# template fetches nixos-24.11's attic-client, a 2024 snapshot newer than PR #51 (token-file, merged 2024-01-01);
-# its exact commit was not checked here.
+# Modelled on zhaofengli/attic client source as stored in the project's source index, read at these commits (each
+# the stored version of its file, not one tree): client/src/config.rs@07147da7, main.rs@45d904ed,
+# command/login.rs@d6c4d883 (older than the token-file change, see cmd_login), api/mod.rs@01d6c4ea,
+# command/watch_store.rs@08360fcb, command/push.rs@014fb92a, push.rs@085e4c5d.
+# The template fetches github:NixOS/nixpkgs/nixos-24.11#attic-client. A stored NixOS/nixpkgs copy of
+# pkgs/by-name/at/attic-client/package.nix, at nixpkgs commit e9ab2a06, has version "0-unstable-2024-11-10",
+# src.rev 47752427561f1c34debb16728a210d378f0ece36: the likely 24.11 package, NOT confirmed (the index does not say
+# which branch e9ab2a06 is on, nor whether 24.11 later moved; other copies read carry 2024-08 and 2025 revs).
+# The stored attic has none of the files cited here at 47752427, so this source was not checked at that rev.
 # It models only what that source does, for the three commands the greedy CI template uses:
 #   attic login NAME ENDPOINT [TOKEN] [--set-default]
 #   attic push [NAME:]CACHE PATH...
@@ -30,7 +36,8 @@ config_file="${XDG_CONFIG_HOME:-$HOME/.config}/attic/config.toml"
 nix_flags=(--extra-experimental-features nix-command)
 fault=${STANDIN_ATTIC_FAULT:-}
 
-# anyhow's `Result` from main prints "Error: <message>" and exits 1 (client/src/main.rs@45d904ed:29-33).
+# anyhow's `Result` from main prints "Error: <message>" and exits 1 (client/src/main.rs@45d904ed:29-33 main; Rust
+# prints the error's Debug form, so anyhow's "Caused by:" chain follows a context message; left out here).
 die() {
   printf 'Error: %s\n' "$*" >&2
   exit 1
@@ -74,7 +81,8 @@ resolve_cache() { # [NAME:]CACHE (config.rs:179-196 resolve_cache)
   fi
 }
 
-# --- the API (client/src/api/mod.rs): bearer token, JSON ----------------------------------------------
+# --- the API (client/src/api/mod.rs@01d6c4ea): build_http_client 235-249 ("bearer <token>" header, 241),
+# get_cache_config 80-95, get_missing_paths 149-169, JSON bodies ------------------------------------------
 curl_config="" netrc_file=""
 open_session() {
   curl_config=$(mktemp) netrc_file=$(mktemp)
@@ -107,15 +115,16 @@ api() { # method path [json body] -> response body; "Error: ..." on a failed req
 }
 
 upstream_keys=()
-get_cache_config() { # watch_store.rs@08360fcb:57-58, push.rs@014fb92a (run): "Confirm remote cache validity"
+get_cache_config() { # watch_store.rs@08360fcb:57-58, command/push.rs@014fb92a:151-152 (run): "Confirm remote cache validity"
   local config
   config=$(api GET "_api/v1/cache-config/$cache") || exit 1
   mapfile -t upstream_keys < <(printf '%s' "$config" | jq -r '.upstream_cache_key_names // [] | .[]')
 }
 
-# --- the push plan (client/src/push.rs@085e4c5d, PushPlan::plan) ------------------------------------------
-# Closure of the roots, minus paths signed by one of the cache's upstream_cache_key_names, minus what the
-# server reports present through POST /_api/v1/get-missing-paths. Prints the missing paths; sets counts.
+# --- the push plan (client/src/push.rs@085e4c5d:371-461 PushPlan::plan) ----------------------------------
+# Closure of the roots (380-405), minus paths signed by one of the cache's upstream_cache_key_names (417-434),
+# minus what the server reports present through POST /_api/v1/get-missing-paths (446-453); counts 455-460.
+# Prints the missing paths; sets counts.
 num_all=0 num_cached=0 num_upstream=0
 plan() { # paths...
   local closure=() kept=() line path sig name skip listing
@@ -149,7 +158,9 @@ plan() { # paths...
   num_cached=$((${#kept[@]} - wanted))
 }
 
-# --- one upload (push.rs, upload_path): logged only once it finished, "✅ path (info)" or "❌ path: error" --
+# --- one upload (client/src/push.rs@085e4c5d:465-582 upload_path): logged only once it finished (563-569
+# "✅ path (info)", 574-577 "❌ path: error"); attic's info is a speed or "deduplicated" (544-561), this
+# stand-in prints elapsed seconds ------------------------------------------------------------------------
 upload() { # path
   local path=$1 started=$EPOCHREALTIME error
   case $fault in
@@ -173,9 +184,11 @@ upload() { # path
 
 # --- commands ------------------------------------------------------------------------------------------
 
-# client/src/command/login.rs@d6c4d883:8-23: NAME ENDPOINT [TOKEN] [--set-default], positional only (no
-# env fallback; a later main, 05c39b63, adds `env = "ATTIC_LOGIN_TOKEN"`); lines 25-57: overwrite or add the server (token only if given), default if --set-default or
-# the only server. The config is written back with mode 0600 (config.rs:114-138). This stand-in keeps one
+# client/src/command/login.rs@d6c4d883:8-23 Login: NAME ENDPOINT [TOKEN] [--set-default], positional only (no
+# env fallback; a later main, 05c39b63, adds `env = "ATTIC_LOGIN_TOKEN"`); 25-55 run: overwrite or add the server
+# (token only if given), default if --set-default or the only server. d6c4d883 predates the token-file change
+# (its line 45 stores `sub.token`, an Option<String>, as ServerConfig.token; config.rs@07147da7:56 has
+# Option<ServerTokenConfig>), so it is older than the config.rs read; a post-change login.rs was not read. The config is written back with mode 0600 (config.rs:114-138). This stand-in keeps one
 # server per file (the template logs into one).
 cmd_login() {
   local name="" url="" given="" set_default=false arg
@@ -203,8 +216,9 @@ cmd_login() {
   printf '✍️ %s server "%s"\n' "$verb" "$name" >&2
 }
 
-# client/src/command/push.rs@014fb92a (PushContext::push_static, run): the plan, then "All done" or
-# "Pushing N paths", then every upload; any failed upload makes the command fail.
+# client/src/command/push.rs@014fb92a:60-111 PushContext::push_static (called from 137-191 run, after
+# get_cache_config at 151-152, which this stand-in skips for "Nothing specified"): the plan (76-79), then
+# "All done" or "Pushing N paths" (81-101), then every upload (103-108); any failed upload makes it fail.
 cmd_push() {
   [ "$#" -ge 1 ] || die "the following required arguments were not provided: <CACHE>"
   resolve_cache "$1"
@@ -230,7 +244,7 @@ cmd_push() {
     "${#missing[@]}" "$cache" "$server" "$num_cached" "$num_upstream" >&2
   local failed=0 path running=0
   upload_errors=$(mktemp)
-  for path in "${missing[@]}"; do # push.rs Pusher::new: 5 workers by default (-j)
+  for path in "${missing[@]}"; do # push.rs@085e4c5d:135-165 Pusher::new; -j default 5, command/push.rs:41-43
     upload "$path" &
     running=$((running + 1))
     if [ "$running" -ge 5 ]; then
@@ -242,7 +256,8 @@ cmd_push() {
     wait -n || failed=1
     running=$((running - 1))
   done
-  if [ "$failed" -ne 0 ]; then # push.rs push_static: the first failed upload's error is the command's
+  if [ "$failed" -ne 0 ]; then # command/push.rs:107-108 push_static: one failed upload's error, the first in
+    # the results HashMap's order (push.rs:175-188 wait); this stand-in takes the first to fail in time
     local first
     first=$(head -n 1 "$upload_errors")
     rm -f "$upload_errors"
@@ -251,12 +266,15 @@ cmd_push() {
   rm -f "$upload_errors"
 }
 
-# client/src/command/watch_store.rs@08360fcb: cache config (57-58), then watch /nix/store non-recursively
-# (92) for removed `<path>.lock` files, i.e. paths becoming valid (103-116), skipping `.drv` and `-source`
-# (126-131). Polling for new valid entries stands in for inotify. The paths go to a PushSession
-# (push.rs PushSession::worker): a batch is planned 2 s after the last queued path or 10 s after the batch
-# began, paths already known to the session are dropped, and the plan's uploads go to 5 workers.
-# No signal handler anywhere (main.rs@45d904ed:29-33, watch_store.rs:100-121): SIGTERM ends the process with
+# client/src/command/watch_store.rs@08360fcb:43-125 run: cache config (57-58), then watch /nix/store
+# non-recursively (92) for removed `<path>.lock` files, i.e. paths becoming valid (103-116), skipping `.drv` and
+# `-source` (127-132 strip_lock_file). Polling for new valid entries stands in for inotify (the extra `.chroot`
+# and `.check` skips below are the stand-in's). The paths go to a PushSession (client/src/push.rs@085e4c5d:
+# 284-359 PushSession::worker): a batch is planned 2 s after the last queued path (303) or 10 s after the
+# collection round began (321; the stand-in counts from the batch's first path), roots and plan paths already
+# known to the session are dropped (327-333, 343-351), and the plan's uploads go to 5 workers (135-165
+# Pusher::new; -j default 5, watch_store.rs:34-36).
+# No signal handler anywhere (main.rs@45d904ed:29-33, watch_store.rs:100-122): SIGTERM ends the process with
 # every queued and in-flight upload.
 cmd_watch_store() {
   [ "$#" -eq 1 ] || die "the following required arguments were not provided: <CACHE>"
@@ -296,8 +314,8 @@ cmd_watch_store() {
       awk "BEGIN{exit !($now - $batch_started >= 10)}"; }; then
       local path listing
       listing=$(mktemp)
-      # push.rs PushSession::with_pusher: a failed plan ends the worker ("Worker exited"), which restarts
-      # with an empty batch: those roots are not retried.
+      # push.rs@085e4c5d:257-282 PushSession::with_pusher: a failed plan (worker 335-341, `?`) ends the worker
+      # ("Worker exited", 274), which restarts with an empty batch (290; roots drained at 329-330): not retried.
       (plan "${batch[@]}") >"$listing" || printf 'Worker exited: the push plan failed\n' >&2
       while read -r path; do
         if [ -z "$path" ] || [ -n "${known[$path]:-}" ]; then continue; fi
