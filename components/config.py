@@ -18,6 +18,7 @@ import typing
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pulumi.errors import RunError
@@ -57,6 +58,7 @@ from components.config_types import (
     parse_humantime,
     parse_quantity,
 )
+from components.secure_config import locate_secure_values, stack_file_config
 
 NAMESPACE = "flywheel"
 SUBSTRATE_MODE = "shared-cache-backed"
@@ -936,14 +938,68 @@ def load_from_pulumi() -> PlatformConfig:
 
     # The language host passes config in PULUMI_CONFIG; mocks and the automation API set it in-process.
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
+    secret_keys: set[str | SecretPath] = {
+        *runtime_config.get_config_secret_keys_env(),
+        *runtime_config._SECRET_KEYS.get(),
+    }
     problems = namespace_problems(everything)
     if problems:
         raise ConfigError(problems)
+    if not _run_by_offline_render():
+        secret_keys = exact_secret_paths(everything, secret_keys, PROJECT_DIR / f"Pulumi.{pulumi.get_stack()}.yaml")
     checked = check_platform_config(*namespace_values(everything, secret_keys))
     for warning in checked.warnings:
         pulumi.log.warn(warning)
     return checked.config
+
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent  # where Pulumi.yaml and the Pulumi.<stack>.yaml files are
+
+
+def _run_by_offline_render() -> bool:
+    """Under the SDK's mocks the program deploys nothing: the offline render checked the exact secure paths of the
+    stack file it read before running it (tools/render.py ``validate_config``), and redacts secrets it writes."""
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.settings import SETTINGS
+
+    return isinstance(SETTINGS.monitor, MockMonitor)
+
+
+def exact_secret_paths(
+    values: Mapping[str, Any], secret_keys: Iterable[str | SecretPath], stack_file: Path
+) -> set[str | SecretPath]:
+    """The engine's top-level secret keys of the ``flywheel`` namespace turned into the exact secure paths the stack
+    file shows, so a deployment refuses a misplaced secure value as the offline render does.
+
+    Where the file does not show what the engine sent (no file, an ESC environment, another config file), the
+    program cannot tell which value is the secret. A text value where the program keeps secrets
+    (``_may_hold_secret``) is then kept a secret Output; any other text value is refused: marking every resource
+    that may hold a region or a group path secret would be guesswork, and a guess that misses leaks the secret.
+    """
+    prefix = f"{NAMESPACE}:"
+    ours = sorted(str(k) for k in secret_keys if isinstance(k, str) and k.startswith(prefix))
+    located = locate_secure_values(values, ours, stack_file_config(stack_file, NAMESPACE))
+    exact: set[str | SecretPath] = {k for k in secret_keys if k not in ours}
+    exact |= set(located.secure)
+    unknown: dict[str, list[str]] = {}
+    for path in located.unproven:
+        area = (path[0].removeprefix(prefix), *path[1:])
+        if len(area) > 1 and _may_hold_secret(area):
+            exact.add(path)  # kept a secret Output whether or not it is the secure value
+        else:
+            loc: list[str | int] = [int(part) if part.isdigit() else part for part in area]
+            unknown.setdefault(path[0], []).append(_dotted_path(loc))
+    problems = [
+        f"{key}: holds a secure value, and {stack_file.name} does not show where (these values are not in it as the "
+        f"engine sent them: {', '.join(paths)}; set in an ESC environment or another config file?), so the program "
+        "cannot tell whether one of them is the secret and would write it in plain text (expected these values in "
+        f"{stack_file.name}, with secure values only in storage.credentials, storage.bazelCredentials, database.url "
+        "and gitlab.extraVariables.<KEY>)"
+        for key, paths in sorted(unknown.items())
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return exact
 
 
 def _describe(error: Any, hidden: set[SecretPath]) -> str:
