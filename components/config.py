@@ -360,13 +360,29 @@ class DatabaseConfig(Model):
 # --- attic --------------------------------------------------------------------------------------
 
 
+# atticd hands the chunk sizes to fastcdc's ronomon FastCDC (attic attic/src/chunking/mod.rs `FastCDC::with_eof`;
+# server/src/chunking/mod.rs in older trees, where fastcdc 1.x's top-level FastCDC is the same code), whose bounds are
+# fastcdc-rs src/ronomon/mod.rs MINIMUM_MIN/MINIMUM_MAX, AVERAGE_MIN/AVERAGE_MAX, MAXIMUM_MIN/MAXIMUM_MAX (the same in
+# every release); `chunk_stream` also allocates max_size bytes per read buffer.
+CHUNK_MIN_SIZE = (64, 67_108_864)
+CHUNK_AVG_SIZE = (256, 268_435_456)
+CHUNK_MAX_SIZE = (1024, 1_073_741_824)
+I32_MAX = 2**31 - 1
+
+
 class Chunking(Model):
     nar_size_threshold: int = Field(
         65536, ge=0, le=TOML_INT_MAX, description="NARs at least this large are chunked (0 disables)."
     )
-    min_size: int = Field(16384, gt=0, le=TOML_INT_MAX, description="Minimum chunk size in bytes.")
-    avg_size: int = Field(65536, gt=0, le=TOML_INT_MAX, description="Average chunk size in bytes.")
-    max_size: int = Field(262144, gt=0, le=TOML_INT_MAX, description="Maximum chunk size in bytes.")
+    min_size: int = Field(
+        16384, ge=CHUNK_MIN_SIZE[0], le=CHUNK_MIN_SIZE[1], description="Minimum chunk size in bytes (64 to 64 MiB)."
+    )
+    avg_size: int = Field(
+        65536, ge=CHUNK_AVG_SIZE[0], le=CHUNK_AVG_SIZE[1], description="Average chunk size in bytes (256 to 256 MiB)."
+    )
+    max_size: int = Field(
+        262144, ge=CHUNK_MAX_SIZE[0], le=CHUNK_MAX_SIZE[1], description="Maximum chunk size in bytes (1 KiB to 1 GiB)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Chunking:
@@ -460,8 +476,8 @@ class AtticConfig(Model):
     ingress: AtticIngress = Field(default_factory=AtticIngress, description="Ingress settings (with `host`).")
     cache_name: AtticCacheName = Field("main", description="Name of the Attic cache CI pushes to.")
     public: bool = Field(False, description="Let anyone pull from the cache without a token.")
-    priority: int = Field(
-        41, ge=0, le=TOML_INT_MAX, description="Substituter priority (cache.nixos.org is 40; lower wins)."
+    priority: int = Field(  # attic attic/src/api/v1/cache_config.rs CreateCacheRequest.priority is an i32
+        41, ge=0, le=I32_MAX, description="Substituter priority (cache.nixos.org is 40; lower wins)."
     )
     chunking: Chunking = Field(default_factory=Chunking, description="atticd `[chunking]` (fix before first use).")
     compression: Compression = Field(default_factory=Compression, description="atticd `[compression]`.")
