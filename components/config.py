@@ -53,6 +53,7 @@ from components.config_types import (
     Namespace,
     Quantity,
     Timeout,
+    VolumeSize,
     check_maskable,
     config_problem,
     parse_humantime,
@@ -240,7 +241,7 @@ class StorageConfig(Model):
     endpoint: EndpointUrl | None = Field(
         None, description="`s3` only: endpoint URL with scheme; omit for AWS S3's default endpoint."
     )
-    size: Quantity | None = Field(None, description="`seaweedfs` only (required): volume size, e.g. `100Gi`.")
+    size: VolumeSize | None = Field(None, description="`seaweedfs` only (required): volume size, e.g. `100Gi`.")
     storage_class: str | None = Field(None, description="`seaweedfs` only: StorageClass of the volume.")
     image: Image = Field(
         "chrislusf/seaweedfs:4.48", description="`seaweedfs` only: SeaweedFS image (pinned; tests run this version)."
@@ -319,7 +320,7 @@ class DatabaseConfig(Model):
         "cnpg", description="`cnpg` (CloudNativePG `Cluster`) or `external` (a PostgreSQL DSN)."
     )
     instances: int = Field(2, ge=1, le=9, description="`cnpg`: PostgreSQL instances (1 primary + replicas).")
-    size: Quantity = Field("10Gi", description="`cnpg`: volume size per instance.")
+    size: VolumeSize = Field("10Gi", description="`cnpg`: volume size per instance.")
     storage_class: str | None = Field(None, description="`cnpg`: StorageClass of the volumes.")
     postgres_image: Image = Field(
         "ghcr.io/cloudnative-pg/postgresql:16.6", description="`cnpg`: PostgreSQL image (pinned)."
@@ -537,7 +538,7 @@ class BazelCacheConfig(Model):
         "buchgr/bazel-remote-cache:v2.6.1", description="bazel-remote image (pinned; the lab runs this version)."
     )
     max_size_gib: int = Field(50, gt=0, le=2**33, alias="maxSizeGiB", description="bazel-remote `--max_size` in GiB.")
-    storage_size: Quantity = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
+    storage_size: VolumeSize = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
     storage_class: str | None = Field(None, description="StorageClass of the volume.")
     s3_tier: bool = Field(False, description="Use the object store (prefix `bazel/`) as a second tier.")
     s3_retention_days: int = Field(
