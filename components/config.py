@@ -255,7 +255,11 @@ class StorageConfig(Model):
         description="`s3` only (optional): a second identity for bazel-remote (scope it to `<bucket>/bazel/`); "
         "without it bazel-remote shares `credentials`.",
     )
-    protect: bool = Field(True, description="Protect the bucket from `pulumi destroy` and retain it on delete.")
+    protect: bool = Field(
+        True,
+        description="`s3`: protect the bucket from `pulumi destroy` and retain it on delete (SeaweedFS's volume is "
+        "always kept).",
+    )
 
     @model_validator(mode="after")
     def _backend_fields(self) -> StorageConfig:
@@ -278,6 +282,15 @@ class StorageConfig(Model):
                     "'endpoint', 'credentials' and 'bazelCredentials' belong to backend 's3'",
                     "none of them with backend 'seaweedfs' (the program generates its identities)",
                     misplaced[0],
+                )
+            if not self.protect:
+                # storage.py keeps SeaweedFS's data whatever protect says: the StatefulSet retains its PVC
+                # (persistentVolumeClaimRetentionPolicy Retain) and the namespace is retained on delete
+                raise config_problem(
+                    "'protect: false' would be ignored with backend 'seaweedfs': its volume is always kept (the "
+                    "StatefulSet retains its PVC)",
+                    "protect: false only with backend 's3'; to drop SeaweedFS's data, delete its PVC by hand",
+                    "protect",
                 )
         else:
             if self.credentials is None:
@@ -912,7 +925,7 @@ def _warnings(config: PlatformConfig, secure: set[SecretPath]) -> list[str]:
         f"`pulumi config set --secret --path {NAMESPACE}:{key} ...`"
         for key in plain
     ]
-    if not config.storage.protect:
+    if config.storage.backend == "s3" and not config.storage.protect:  # seaweedfs refuses protect: false
         warnings.append(
             f"{NAMESPACE}:storage.protect is false: the mandatory storage-private-and-kept policy refuses an "
             "unprotected bucket unless the policy pack config lowers it (e.g. "

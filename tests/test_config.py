@@ -175,6 +175,7 @@ RULES = [
     ("database.size", 0, "database.size", ["a volume size of zero", "got 0;"]),
     ("storage.size", "0Gi", "storage.size", ["a volume size of zero", "got '0Gi'"]),
     ("bazelCache.storageSize", "0", "bazelCache.storageSize", ["a volume size of zero"]),
+    ("storage.protect", False, "storage.protect", ["would be ignored with backend 'seaweedfs'", "got false"]),
     ("attic.tokenValidity", "7 days", "attic.tokenRotationWindow", ["not shorter than tokenValidity"]),
     ("attic.resources.memoryRequest", "8Gi", "attic.resources.memoryRequest", ["exceeds memoryLimit 1Gi"]),
     ("attic.gcc", {}, "attic.gcc", ["unknown key", "expected one of: image, replicas"]),
