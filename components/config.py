@@ -805,8 +805,9 @@ STRUCTURED_KEYS = {"gitlab", "storage", "database", "attic", "bazelCache", "runn
 SecretPath = tuple[str, ...]
 # Paths (camelCase, within the flywheel namespace) that hold secrets: never echoed, kept secret Outputs.
 SECRET_PATHS: set[SecretPath] = {("storage", "credentials"), ("storage", "bazelCredentials"), ("database", "url")}
-# Free-form values that may be credentials although not secure: never echoed in errors.
-FREE_FORM_VALUES = (("gitlab", "extraVariables"), ("runners", "*", "environment"))
+# Free-form values that may be credentials although not secure: never echoed in errors (nor what is inside them).
+# An extra variable's own fields beside its value (protected, masked, raw, ...) are shown.
+FREE_FORM_VALUES = (("gitlab", "extraVariables", "*"), ("runners", "*", "environment", "*"))
 # Other config namespaces the program reads or its providers take.
 KNOWN_NAMESPACES = frozenset({NAMESPACE, "gitlab", "kubernetes", "pulumi", "random", "tls"})
 
@@ -1110,8 +1111,10 @@ def _key_shown(key: str) -> str:
 def _is_hidden(loc: tuple[str, ...], hidden: set[SecretPath]) -> bool:
     keys = tuple(part for part in loc if part != "[key]")
     for free in FREE_FORM_VALUES:
-        if len(keys) > len(free) and all(f in ("*", k) for f, k in zip(free, keys, strict=False)):
-            return True
+        if len(keys) >= len(free) and all(f in ("*", k) for f, k in zip(free, keys, strict=False)):
+            variable_field = keys[len(free) :][:1] if free[:2] == ("gitlab", "extraVariables") else ()
+            if variable_field in ((), ("value",)):
+                return True
     return any(_covers(secret, keys) for secret in hidden)
 
 

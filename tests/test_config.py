@@ -176,6 +176,12 @@ RULES = [
     ("storage.size", "0Gi", "storage.size", ["a volume size of zero", "got '0Gi'"]),
     ("bazelCache.storageSize", "0", "bazelCache.storageSize", ["a volume size of zero"]),
     ("storage.protect", False, "storage.protect", ["would be ignored with backend 'seaweedfs'", "got false"]),
+    (
+        "gitlab.extraVariables.DEPLOY_HOOK",
+        {"value": "s3cr3t-hook-value", "protected": "maybe"},
+        "gitlab.extraVariables.DEPLOY_HOOK.protected",
+        ["got 'maybe'", "true or false"],
+    ),
     ("attic.tokenValidity", "7 days", "attic.tokenRotationWindow", ["not shorter than tokenValidity"]),
     ("attic.resources.memoryRequest", "8Gi", "attic.resources.memoryRequest", ["exceeds memoryLimit 1Gi"]),
     ("attic.gcc", {}, "attic.gcc", ["unknown key", "expected one of: image, replicas"]),
@@ -208,6 +214,15 @@ def test_each_rule_reports_key_path_value_and_what_is_allowed(
     for word in words:
         assert any(word in p for p in matching), f"{word!r} missing from {matching}"
     assert all("\n" not in p for p in problems)
+
+
+def test_an_extra_variables_flags_are_shown_but_never_its_value() -> None:
+    variable = {"value": "s3cr3t-hook-value", "masked": "sometimes", "environmentScope": ["prod"]}
+    problems = problems_for(with_change("gitlab.extraVariables.DEPLOY_HOOK", variable))
+    assert any("DEPLOY_HOOK.masked: not true or false (got 'sometimes';" in p for p in problems), problems
+    assert not any("s3cr3t-hook-value" in p for p in problems), problems
+    (problem,) = problems_for(with_change("gitlab.extraVariables.DEPLOY_HOOK", {"value": ["s3cr3t-hook-value"]}))
+    assert problem.startswith("flywheel:gitlab.extraVariables.DEPLOY_HOOK.value: ") and "s3cr3t" not in problem
 
 
 def test_clients_anywhere_needs_a_store_outside_the_cluster() -> None:
