@@ -18,6 +18,7 @@ import typing
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pulumi.errors import RunError
@@ -52,11 +53,13 @@ from components.config_types import (
     Namespace,
     Quantity,
     Timeout,
+    VolumeSize,
     check_maskable,
     config_problem,
     parse_humantime,
     parse_quantity,
 )
+from components.secure_config import locate_secure_values, stack_file_config
 
 NAMESPACE = "flywheel"
 SUBSTRATE_MODE = "shared-cache-backed"
@@ -238,7 +241,7 @@ class StorageConfig(Model):
     endpoint: EndpointUrl | None = Field(
         None, description="`s3` only: endpoint URL with scheme; omit for AWS S3's default endpoint."
     )
-    size: Quantity | None = Field(None, description="`seaweedfs` only (required): volume size, e.g. `100Gi`.")
+    size: VolumeSize | None = Field(None, description="`seaweedfs` only (required): volume size, e.g. `100Gi`.")
     storage_class: str | None = Field(None, description="`seaweedfs` only: StorageClass of the volume.")
     image: Image = Field(
         "chrislusf/seaweedfs:4.48", description="`seaweedfs` only: SeaweedFS image (pinned; tests run this version)."
@@ -252,7 +255,11 @@ class StorageConfig(Model):
         description="`s3` only (optional): a second identity for bazel-remote (scope it to `<bucket>/bazel/`); "
         "without it bazel-remote shares `credentials`.",
     )
-    protect: bool = Field(True, description="Protect the bucket from `pulumi destroy` and retain it on delete.")
+    protect: bool = Field(
+        True,
+        description="`s3`: protect the bucket from `pulumi destroy` and retain it on delete (SeaweedFS's volume is "
+        "always kept).",
+    )
 
     @model_validator(mode="after")
     def _backend_fields(self) -> StorageConfig:
@@ -275,6 +282,15 @@ class StorageConfig(Model):
                     "'endpoint', 'credentials' and 'bazelCredentials' belong to backend 's3'",
                     "none of them with backend 'seaweedfs' (the program generates its identities)",
                     misplaced[0],
+                )
+            if not self.protect:
+                # storage.py keeps SeaweedFS's data whatever protect says: the StatefulSet retains its PVC
+                # (persistentVolumeClaimRetentionPolicy Retain) and the namespace is retained on delete
+                raise config_problem(
+                    "'protect: false' would be ignored with backend 'seaweedfs': its volume is always kept (the "
+                    "StatefulSet retains its PVC)",
+                    "protect: false only with backend 's3'; to drop SeaweedFS's data, delete its PVC by hand",
+                    "protect",
                 )
         else:
             if self.credentials is None:
@@ -317,7 +333,7 @@ class DatabaseConfig(Model):
         "cnpg", description="`cnpg` (CloudNativePG `Cluster`) or `external` (a PostgreSQL DSN)."
     )
     instances: int = Field(2, ge=1, le=9, description="`cnpg`: PostgreSQL instances (1 primary + replicas).")
-    size: Quantity = Field("10Gi", description="`cnpg`: volume size per instance.")
+    size: VolumeSize = Field("10Gi", description="`cnpg`: volume size per instance.")
     storage_class: str | None = Field(None, description="`cnpg`: StorageClass of the volumes.")
     postgres_image: Image = Field(
         "ghcr.io/cloudnative-pg/postgresql:16.6", description="`cnpg`: PostgreSQL image (pinned)."
@@ -358,13 +374,29 @@ class DatabaseConfig(Model):
 # --- attic --------------------------------------------------------------------------------------
 
 
+# atticd hands the chunk sizes to fastcdc's ronomon FastCDC (attic attic/src/chunking/mod.rs `FastCDC::with_eof`;
+# server/src/chunking/mod.rs in older trees, where fastcdc 1.x's top-level FastCDC is the same code), whose bounds are
+# fastcdc-rs src/ronomon/mod.rs MINIMUM_MIN/MINIMUM_MAX, AVERAGE_MIN/AVERAGE_MAX, MAXIMUM_MIN/MAXIMUM_MAX (the same in
+# every release); `chunk_stream` also allocates max_size bytes per read buffer.
+CHUNK_MIN_SIZE = (64, 67_108_864)
+CHUNK_AVG_SIZE = (256, 268_435_456)
+CHUNK_MAX_SIZE = (1024, 1_073_741_824)
+I32_MAX = 2**31 - 1
+
+
 class Chunking(Model):
     nar_size_threshold: int = Field(
         65536, ge=0, le=TOML_INT_MAX, description="NARs at least this large are chunked (0 disables)."
     )
-    min_size: int = Field(16384, gt=0, le=TOML_INT_MAX, description="Minimum chunk size in bytes.")
-    avg_size: int = Field(65536, gt=0, le=TOML_INT_MAX, description="Average chunk size in bytes.")
-    max_size: int = Field(262144, gt=0, le=TOML_INT_MAX, description="Maximum chunk size in bytes.")
+    min_size: int = Field(
+        16384, ge=CHUNK_MIN_SIZE[0], le=CHUNK_MIN_SIZE[1], description="Minimum chunk size in bytes (64 to 64 MiB)."
+    )
+    avg_size: int = Field(
+        65536, ge=CHUNK_AVG_SIZE[0], le=CHUNK_AVG_SIZE[1], description="Average chunk size in bytes (256 to 256 MiB)."
+    )
+    max_size: int = Field(
+        262144, ge=CHUNK_MAX_SIZE[0], le=CHUNK_MAX_SIZE[1], description="Maximum chunk size in bytes (1 KiB to 1 GiB)."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Chunking:
@@ -458,8 +490,8 @@ class AtticConfig(Model):
     ingress: AtticIngress = Field(default_factory=AtticIngress, description="Ingress settings (with `host`).")
     cache_name: AtticCacheName = Field("main", description="Name of the Attic cache CI pushes to.")
     public: bool = Field(False, description="Let anyone pull from the cache without a token.")
-    priority: int = Field(
-        41, ge=0, le=TOML_INT_MAX, description="Substituter priority (cache.nixos.org is 40; lower wins)."
+    priority: int = Field(  # attic attic/src/api/v1/cache_config.rs CreateCacheRequest.priority is an i32
+        41, ge=0, le=I32_MAX, description="Substituter priority (cache.nixos.org is 40; lower wins)."
     )
     chunking: Chunking = Field(default_factory=Chunking, description="atticd `[chunking]` (fix before first use).")
     compression: Compression = Field(default_factory=Compression, description="atticd `[compression]`.")
@@ -519,7 +551,7 @@ class BazelCacheConfig(Model):
         "buchgr/bazel-remote-cache:v2.6.1", description="bazel-remote image (pinned; the lab runs this version)."
     )
     max_size_gib: int = Field(50, gt=0, le=2**33, alias="maxSizeGiB", description="bazel-remote `--max_size` in GiB.")
-    storage_size: Quantity = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
+    storage_size: VolumeSize = Field("60Gi", description="Volume size; must hold maxSizeGiB with 10% headroom.")
     storage_class: str | None = Field(None, description="StorageClass of the volume.")
     s3_tier: bool = Field(False, description="Use the object store (prefix `bazel/`) as a second tier.")
     s3_retention_days: int = Field(
@@ -774,8 +806,9 @@ STRUCTURED_KEYS = {"gitlab", "storage", "database", "attic", "bazelCache", "runn
 SecretPath = tuple[str, ...]
 # Paths (camelCase, within the flywheel namespace) that hold secrets: never echoed, kept secret Outputs.
 SECRET_PATHS: set[SecretPath] = {("storage", "credentials"), ("storage", "bazelCredentials"), ("database", "url")}
-# Free-form values that may be credentials although not secure: never echoed in errors.
-FREE_FORM_VALUES = (("gitlab", "extraVariables"), ("runners", "*", "environment"))
+# Free-form values that may be credentials although not secure: never echoed in errors (nor what is inside them).
+# An extra variable's own fields beside its value (protected, masked, raw, ...) are shown.
+FREE_FORM_VALUES = (("gitlab", "extraVariables", "*"), ("runners", "*", "environment", "*"))
 # Other config namespaces the program reads or its providers take.
 KNOWN_NAMESPACES = frozenset({NAMESPACE, "gitlab", "kubernetes", "pulumi", "random", "tls"})
 
@@ -894,7 +927,7 @@ def _warnings(config: PlatformConfig, secure: set[SecretPath]) -> list[str]:
         f"`pulumi config set --secret --path {NAMESPACE}:{key} ...`"
         for key in plain
     ]
-    if not config.storage.protect:
+    if config.storage.backend == "s3" and not config.storage.protect:  # seaweedfs refuses protect: false
         warnings.append(
             f"{NAMESPACE}:storage.protect is false: the mandatory storage-private-and-kept policy refuses an "
             "unprotected bucket unless the policy pack config lowers it (e.g. "
@@ -937,14 +970,68 @@ def load_from_pulumi() -> PlatformConfig:
 
     # The language host passes config in PULUMI_CONFIG; mocks and the automation API set it in-process.
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
+    secret_keys: set[str | SecretPath] = {
+        *runtime_config.get_config_secret_keys_env(),
+        *runtime_config._SECRET_KEYS.get(),
+    }
     problems = namespace_problems(everything)
     if problems:
         raise ConfigError(problems)
+    if not _run_by_offline_render():
+        secret_keys = exact_secret_paths(everything, secret_keys, PROJECT_DIR / f"Pulumi.{pulumi.get_stack()}.yaml")
     checked = check_platform_config(*namespace_values(everything, secret_keys))
     for warning in checked.warnings:
         pulumi.log.warn(warning)
     return checked.config
+
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent  # where Pulumi.yaml and the Pulumi.<stack>.yaml files are
+
+
+def _run_by_offline_render() -> bool:
+    """Under the SDK's mocks the program deploys nothing: the offline render checked the exact secure paths of the
+    stack file it read before running it (tools/render.py ``validate_config``), and redacts secrets it writes."""
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.settings import SETTINGS
+
+    return isinstance(SETTINGS.monitor, MockMonitor)
+
+
+def exact_secret_paths(
+    values: Mapping[str, Any], secret_keys: Iterable[str | SecretPath], stack_file: Path
+) -> set[str | SecretPath]:
+    """The engine's top-level secret keys of the ``flywheel`` namespace turned into the exact secure paths the stack
+    file shows, so a deployment refuses a misplaced secure value as the offline render does.
+
+    Where the file does not show what the engine sent (no file, an ESC environment, another config file), the
+    program cannot tell which value is the secret. A text value where the program keeps secrets
+    (``_may_hold_secret``) is then kept a secret Output; any other text value is refused: marking every resource
+    that may hold a region or a group path secret would be guesswork, and a guess that misses leaks the secret.
+    """
+    prefix = f"{NAMESPACE}:"
+    ours = sorted(str(k) for k in secret_keys if isinstance(k, str) and k.startswith(prefix))
+    located = locate_secure_values(values, ours, stack_file_config(stack_file, NAMESPACE))
+    exact: set[str | SecretPath] = {k for k in secret_keys if k not in ours}
+    exact |= set(located.secure)
+    unknown: dict[str, list[str]] = {}
+    for path in located.unproven:
+        area = (path[0].removeprefix(prefix), *path[1:])
+        if len(area) > 1 and _may_hold_secret(area):
+            exact.add(path)  # kept a secret Output whether or not it is the secure value
+        else:
+            loc: list[str | int] = [int(part) if part.isdigit() else part for part in area]
+            unknown.setdefault(path[0], []).append(_dotted_path(loc))
+    problems = [
+        f"{key}: holds a secure value, and {stack_file.name} does not show where (these values are not in it as the "
+        f"engine sent them: {', '.join(paths)}; set in an ESC environment or another config file?), so the program "
+        "cannot tell whether one of them is the secret and would write it in plain text (expected these values in "
+        f"{stack_file.name}, with secure values only in storage.credentials, storage.bazelCredentials, database.url "
+        "and gitlab.extraVariables.<KEY>)"
+        for key, paths in sorted(unknown.items())
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return exact
 
 
 def _describe(error: Any, hidden: set[SecretPath]) -> str:
@@ -1025,8 +1112,10 @@ def _key_shown(key: str) -> str:
 def _is_hidden(loc: tuple[str, ...], hidden: set[SecretPath]) -> bool:
     keys = tuple(part for part in loc if part != "[key]")
     for free in FREE_FORM_VALUES:
-        if len(keys) > len(free) and all(f in ("*", k) for f, k in zip(free, keys, strict=False)):
-            return True
+        if len(keys) >= len(free) and all(f in ("*", k) for f, k in zip(free, keys, strict=False)):
+            variable_field = keys[len(free) :][:1] if free[:2] == ("gitlab", "extraVariables") else ()
+            if variable_field in ((), ("value",)):
+                return True
     return any(_covers(secret, keys) for secret in hidden)
 
 

@@ -110,14 +110,15 @@ def check_namespace(value: str) -> str:
 
 
 def check_label_key(value: str) -> str:
-    prefix, _, name = value.rpartition("/")
-    if (prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix))) or not (
+    prefix, slash, name = value.rpartition("/")
+    # IsQualifiedName: with a '/', the prefix is required ("prefix part must be non-empty")
+    if (slash and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix))) or not (
         len(name) <= 63 and LABEL_NAME.match(name)
     ):
         raise config_problem(
             "not a Kubernetes label key",
-            "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending "
-            "with a letter or digit, e.g. 'kubernetes.io/arch'",
+            "an optional DNS prefix and '/' (no '/' without a prefix), then at most 63 letters, digits, '-', '_' "
+            "or '.', starting and ending with a letter or digit, e.g. 'kubernetes.io/arch'",
         )
     return value
 
@@ -134,6 +135,12 @@ def check_label_value(value: str) -> str:
 def check_hostname(value: str) -> str:
     if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
         raise config_problem("not a DNS host name", "a lowercase DNS name such as 'attic.example.com'")
+    longest = max(value.split("."), key=len)
+    # RFC 1035 2.3.4: labels are 63 octets or less (Kubernetes' IsDNS1123Subdomain checks only the total length)
+    if len(longest) > 63:
+        raise config_problem(
+            f"a DNS label is {len(longest)} characters long", "a DNS name whose labels are at most 63 characters each"
+        )
     return value
 
 
@@ -179,6 +186,14 @@ def check_quantity(value: str) -> str:
         parse_quantity(value)
     except ValueError:
         raise config_problem("not a Kubernetes quantity", QUANTITY_EXPECTED) from None
+    return value
+
+
+def check_volume_size(value: str) -> str:
+    # a PersistentVolumeClaim's storage request "must be greater than zero" (Kubernetes
+    # pkg/apis/core/validation ValidatePersistentVolumeClaimSpec)
+    if parse_quantity(value) <= 0:
+        raise config_problem("a volume size of zero", "a quantity greater than zero, e.g. '10Gi'")
     return value
 
 
@@ -325,6 +340,7 @@ LabelValue = Annotated[str, BeforeValidator(text_from_scalar), AfterValidator(ch
 Hostname = Annotated[str, AfterValidator(check_hostname)]
 CliText = Annotated[str, BeforeValidator(text_from_scalar)]
 Quantity = Annotated[str, BeforeValidator(quantity_from_number), AfterValidator(check_quantity)]
+VolumeSize = Annotated[Quantity, AfterValidator(check_volume_size)]
 Humantime = Annotated[str, BeforeValidator(duration_from_number), AfterValidator(check_humantime)]
 # How long `pulumi up` waits for something to become ready (and a Job may run).
 Timeout = Annotated[Humantime, AfterValidator(check_timeout)]

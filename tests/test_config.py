@@ -161,6 +161,27 @@ RULES = [
     ("attic.host", "Attic.Example.COM", "attic.host", ["not a DNS host name"]),
     ("attic.compression.type", "gzip", "attic.compression.type", ["'none', 'brotli', 'zstd' or 'xz'"]),
     ("attic.chunking.minSize", 1048576, "attic.chunking.avgSize", ["chunk sizes are out of order"]),
+    # fastcdc's ronomon FastCDC (what atticd chunks with) asserts these bounds; atticd allocates maxSize per read
+    ("attic.chunking.minSize", 1, "attic.chunking.minSize", ["out of range", "got 1", ">= 64"]),
+    ("attic.chunking.avgSize", 2, "attic.chunking.avgSize", ["got 2", ">= 256"]),
+    ("attic.chunking.maxSize", 2**62, "attic.chunking.maxSize", [f"got {2**62}", "<= 1073741824"]),
+    ("attic.chunking.minSize", 2**26 + 1, "attic.chunking.minSize", ["<= 67108864"]),
+    ("attic.chunking.avgSize", 2**28 + 1, "attic.chunking.avgSize", ["<= 268435456"]),
+    ("attic.chunking.maxSize", 1023, "attic.chunking.maxSize", [">= 1024"]),
+    ("attic.priority", 2**31, "attic.priority", ["out of range", "got 2147483648", "<= 2147483647"]),
+    ("attic.host", "a" * 64 + ".example.com", "attic.host", ["a DNS label is 64 characters long", "at most 63"]),
+    ("runners[0].nodeSelector", {"/arch": 1}, 'runners[0].nodeSelector["/arch"]', ["label key", "got '/arch'"]),
+    ("database.size", "0", "database.size", ["a volume size of zero", "got '0'", "greater than zero"]),
+    ("database.size", 0, "database.size", ["a volume size of zero", "got 0;"]),
+    ("storage.size", "0Gi", "storage.size", ["a volume size of zero", "got '0Gi'"]),
+    ("bazelCache.storageSize", "0", "bazelCache.storageSize", ["a volume size of zero"]),
+    ("storage.protect", False, "storage.protect", ["would be ignored with backend 'seaweedfs'", "got false"]),
+    (
+        "gitlab.extraVariables.DEPLOY_HOOK",
+        {"value": "s3cr3t-hook-value", "protected": "maybe"},
+        "gitlab.extraVariables.DEPLOY_HOOK.protected",
+        ["got 'maybe'", "true or false"],
+    ),
     ("attic.tokenValidity", "7 days", "attic.tokenRotationWindow", ["not shorter than tokenValidity"]),
     ("attic.resources.memoryRequest", "8Gi", "attic.resources.memoryRequest", ["exceeds memoryLimit 1Gi"]),
     ("attic.gcc", {}, "attic.gcc", ["unknown key", "expected one of: image, replicas"]),
@@ -193,6 +214,15 @@ def test_each_rule_reports_key_path_value_and_what_is_allowed(
     for word in words:
         assert any(word in p for p in matching), f"{word!r} missing from {matching}"
     assert all("\n" not in p for p in problems)
+
+
+def test_an_extra_variables_flags_are_shown_but_never_its_value() -> None:
+    variable = {"value": "s3cr3t-hook-value", "masked": "sometimes", "environmentScope": ["prod"]}
+    problems = problems_for(with_change("gitlab.extraVariables.DEPLOY_HOOK", variable))
+    assert any("DEPLOY_HOOK.masked: not true or false (got 'sometimes';" in p for p in problems), problems
+    assert not any("s3cr3t-hook-value" in p for p in problems), problems
+    (problem,) = problems_for(with_change("gitlab.extraVariables.DEPLOY_HOOK", {"value": ["s3cr3t-hook-value"]}))
+    assert problem.startswith("flywheel:gitlab.extraVariables.DEPLOY_HOOK.value: ") and "s3cr3t" not in problem
 
 
 def test_clients_anywhere_needs_a_store_outside_the_cluster() -> None:
