@@ -163,6 +163,30 @@ def test_yes_and_on_stay_strings_as_in_the_pulumi_cli(tmp_path: Path) -> None:
     assert runners[0]["environment"] == {"FEATURE": "on"}
 
 
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        # what the real CLI 3.274.1 (`pulumi config --json`) gave for each (tests/e2e/test_readme_recipe.py)
+        ("99999999999999999999", 100000000000000000000),  # beyond uint64: a float64
+        ("18446744073709551615", 18446744073709552000),  # a uint64, re-read by the CLI as a float64
+        ("0x7fffffffffffffffff", "0x7fffffffffffffffff"),  # not decimal, beyond uint64: the text
+        ("9223372036854775807", 9223372036854775807),  # int64 max: exact
+        ("-9223372036854775809", -9223372036854776000),  # below int64: a float64, as Go writes it
+        ("0xffffffffffffffff", 18446744073709552000),  # a uint64 in hex: a float64 as well
+        ("-0x8000000000000001", "-0x8000000000000001"),  # below int64, signed: no uint64, not decimal
+        ("0o7777777777777777777777", "0o7777777777777777777777"),
+        ("07777777777777777777777", 7.777777777777777e21),  # a leading-0 octal beyond: read as a decimal float
+    ],
+)
+def test_integers_beyond_int64_reach_the_render_as_they_reach_the_engine(
+    tmp_path: Path, literal: str, expected: int | float | str
+) -> None:
+    path = tmp_path / "Pulumi.big.yaml"
+    path.write_text(f"config:\n  flywheel:x: {{a: {literal}}}\n")
+    value = json.loads(read_stack_file(path).values["flywheel:x"])["a"]
+    assert (value, type(value)) == (expected, type(expected))
+
+
 # --- limits of the consumers ----------------------------------------------------------------------------------
 
 LIMITS = [

@@ -14,11 +14,13 @@ value into config with ``unmarshalObject`` (sdk/go/common/resource/config/object
 - plain scalars resolve by yaml.v3's rules (resolve.go:47-60, 150-260), not PyYAML's YAML 1.1 ones: only
   ``true``/``false`` (three casings) are booleans (``yes``, ``on``, ``off`` stay strings), no base-60 numbers
   (``1:30`` is a string), ``1e3`` is a float, ``0o17``/``0x1f``/``0b101``/``017`` and ``1_000`` are integers.
+- an integer beyond int64 is a float64 if it is a uint64 or reads as a decimal, else the text (``_int``).
 """
 
 from __future__ import annotations
 
 import datetime
+import decimal
 import math
 import re
 from typing import Any
@@ -80,13 +82,36 @@ class _StackLoader(
         self.duplicates: list[str] = []
 
 
-def _int(loader: _StackLoader, node: yaml.ScalarNode) -> int:
-    # Go's strconv.ParseInt(text, 0, 64) (resolve.go): prefixes 0b/0o/0x, a leading 0 is octal, '_' allowed
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
-    if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
-        return int(sign + digits, 8)
-    return int(sign + digits, 0)
+INT64 = range(-(2**63), 2**63)
+UINT64 = range(2**64)
+# yaml.v3's yamlStyleFloat (resolve.go): what it tries once a scalar is neither an int64 nor a uint64
+_YAML_STYLE_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+def _int(loader: _StackLoader, node: yaml.ScalarNode) -> int | float | str:
+    """An int-looking scalar as yaml.v3 resolves it (resolve.go, ``resolve``, case 'D', 'S'), with '_' removed:
+
+    strconv.ParseInt(plain, 0, 64) (prefixes 0b/0o/0x, a leading 0 is octal), else ParseUint(plain, 0, 64) (no
+    sign), else ParseFloat if it reads as a decimal (``yamlStyleFloat``), else the text as a string. A uint64
+    reaches the program as a float64: the CLI re-reads config objects as JSON and keeps a json.Number that is not
+    an int64 as float64 (sdk/go/common/resource/config/object.go, ``unmarshalObject``). So 99999999999999999999
+    and 18446744073709551615 become floats, 0x7fffffffffffffffff stays the string it is.
+    """
+    text = str(loader.construct_scalar(node))
+    plain = text.replace("_", "")
+    sign, digits = (plain[0], plain[1:]) if plain[:1] in "+-" else ("", plain)
+    octal = len(digits) > 1 and digits[0] == "0" and digits[1].isdigit()
+    try:
+        value = int(sign + digits, 8) if octal else int(sign + digits, 0)
+    except ValueError:  # a leading-0 "octal" with an 8 or 9: only a decimal float reading is left
+        value = None
+    if value is not None and value in INT64:
+        return value
+    if value is not None and not sign and value in UINT64:
+        return float(value)
+    if _YAML_STYLE_FLOAT.match(plain):
+        return float(plain)
+    return text
 
 
 def _float(loader: _StackLoader, node: yaml.ScalarNode) -> float:
@@ -165,7 +190,9 @@ def _as_cli_value(value: Any, path: tuple[str, ...], problems: list[str]) -> Any
             "expected a finite number or a quoted string)"
         )
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)  # Go's json.Marshal writes 1e3 as 1000 (no exponent below 1e21), which reads back as an int
+        # Go's json.Marshal writes 1e3 as 1000 (the shortest digits, no exponent below 1e21; strconv 'f', -1), which
+        # reads back as an int: 2**64 as a float64 is 18446744073709552000, not int()'s 18446744073709551616
+        return int(decimal.Decimal(repr(value)))
     return value
 
 
