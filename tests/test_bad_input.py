@@ -98,6 +98,49 @@ def test_a_render_replaces_only_what_a_render_wrote_and_a_failure_leaves_nothing
         load_render(out)
 
 
+# --- exit codes: 2 for bad input, 3 for a bug, never a traceback -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        (b'config:\n  flywheel:namespace: "caf\xe9"\n', "not UTF-8 text at byte 34 (line 2: invalid continuation byte"),
+        (b"\xffconfig: {}\n", "not UTF-8 text at byte 0 (line 1: invalid start byte, byte 0xff"),
+        (b'config:\n  flywheel:namespace: "a\x00b"\n', "unacceptable character #x0000"),
+    ],
+    ids=["latin-1", "0xff", "nul"],
+)
+def test_a_stack_file_that_is_not_utf8_text_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, where: str
+) -> None:
+    stack_file = tmp_path / "Pulumi.bytes.yaml"
+    stack_file.write_bytes(content)
+    assert render_tool.main(["--stack", "bytes", "--stack-file", str(stack_file), "--out", str(tmp_path / "o")]) == 2
+    (problem,) = capsys.readouterr().err.splitlines()[1:]
+    assert problem.startswith(f"  {stack_file}: ") and where in problem, problem
+
+
+def test_a_bom_is_read_as_the_cli_reads_it(tmp_path: Path) -> None:
+    text = _dev_text()
+    for name, data in (("utf8", b"\xef\xbb\xbf" + text.encode()), ("utf16", text.encode("utf-16"))):
+        stack_file = tmp_path / f"Pulumi.{name}.yaml"
+        stack_file.write_bytes(data)
+        assert read_stack_file(stack_file).values == read_stack_file(ROOT / "Pulumi.dev.yaml").values
+
+
+@pytest.mark.parametrize("under", ["a-file/sub", "/proc/flywheel-out"])
+def test_an_out_that_cannot_be_created_fails_before_rendering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, under: str
+) -> None:
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setattr(render_tool, "run_program", lambda *_: pytest.fail("rendered before checking --out"))
+    before = sorted(tmp_path.rglob("*"))
+    assert render_tool.main(["--out", str(tmp_path / under)]) == render_tool.EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"flywheel render: --out {tmp_path / under}: "), line
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "a-file").read_text() == "x"
+
+
 # --- YAML the model does not take ------------------------------------------------------------------------------
 
 

@@ -88,10 +88,10 @@ def read_stack_file(path: Path) -> StackConfig:
     Go's time text, ``.inf``/``.nan`` are refused. Records every ``secure:`` leaf's path for the error
     messages; the program itself, like the engine, only learns which top-level keys hold one.
     """
-    from tools.stack_yaml import StackFileError, load_stack_document
+    from tools.stack_yaml import StackFileError, decode_stack_file, load_stack_document
 
     try:
-        document = load_stack_document(path.read_text())
+        document = load_stack_document(decode_stack_file(path.read_bytes()))
     except OSError as err:
         raise RenderConfigError([f"{path}: cannot read stack file ({err.strerror or err})"]) from None
     except StackFileError as err:
@@ -395,6 +395,24 @@ def check_output_folder(out: Path) -> None:
             f"--out {out}: a folder that is not a render (no {RENDER_MARKER}) and not empty; refusing to replace it "
             "(expected a new or empty folder, or one a render wrote)"
         )
+    _check_creatable(out)
+
+
+def _check_creatable(out: Path) -> None:
+    """Fail before rendering, not after: ``out`` must be a folder the render can write or create."""
+    import tempfile
+
+    existing = out
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputFolderError(f"--out {out}: {existing} is not a folder (expected a folder, or a path to create one)")
+    try:  # access(2) says yes to root even where mkdir fails (/proc): try it, leaving nothing behind
+        Path(tempfile.mkdtemp(prefix=".flywheel-render-check-", dir=existing)).rmdir()
+    except OSError as err:
+        raise OutputFolderError(
+            f"--out {out}: cannot write in {existing} ({err.strerror or err}; expected a folder you can write)"
+        ) from None
 
 
 def clear_output(out: Path, keep_marker: bool = False) -> None:

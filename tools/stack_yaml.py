@@ -19,6 +19,7 @@ value into config with ``unmarshalObject`` (sdk/go/common/resource/config/object
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import decimal
 import math
@@ -150,17 +151,42 @@ _StackLoader.yaml_constructors = {
 }
 
 
+def decode_stack_file(data: bytes) -> str:
+    """The stack file's text as the CLI reads it, or a StackFileError naming the first byte that is not text.
+
+    The CLI drops a UTF-8 byte order mark (sdk/go/common/workspace/loaders.go, ``readFileStripUTF8BOM``) and yaml.v3
+    reads UTF-8, or UTF-16 after its BOM (readerc.go, ``yaml_parser_determine_encoding``); it refuses a byte that is
+    not UTF-8 (readerc.go: ``yaml: invalid leading UTF-8 octet``, ``invalid trailing UTF-8 octet``), as this does.
+    """
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8"
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].decode(encoding, errors="replace").count("\n") + 1
+        raise StackFileError(
+            [
+                f"not {encoding.upper()} text at byte {err.start} (line {line}: {err.reason}, "
+                f"byte 0x{data[err.start]:02x}; "
+                "the Pulumi CLI refuses it too: yaml: invalid UTF-8 octet; expected the file saved as UTF-8)"
+            ]
+        ) from None
+
+
 def load_stack_document(text: str) -> dict[str, Any]:
     """The stack file's document with values as the CLI gives them to the program (see the module docstring)."""
-    loader = _StackLoader(text)
+    duplicates: list[str] = []
     try:
-        document = loader.get_single_data()
+        loader = _StackLoader(text)  # its reader refuses control characters (a NUL) already, as yaml.v3's does
+        try:
+            document = loader.get_single_data()
+        finally:
+            duplicates = loader.duplicates
+            loader.dispose()
     except yaml.YAMLError as err:
         raise StackFileError([f"not valid YAML ({' '.join(str(err).split())})"]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise StackFileError(loader.duplicates)
+    if duplicates:
+        raise StackFileError(duplicates)
     if document is None:
         return {}
     if not isinstance(document, dict):
