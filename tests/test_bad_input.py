@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from tools.render import (
     write_output,
 )
 from tools.render_diff import Render, load_render, report_from_renders
+from tools.render_diff import main as render_diff_main
 
 CANARY_TOKEN = "ghp_canaryGithubToken0000000000000000ab"
 CANARY_KEY_ID = "AKIACANARYKEYID00001"
@@ -139,6 +141,51 @@ def test_an_out_that_cannot_be_created_fails_before_rendering(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"flywheel render: --out {tmp_path / under}: "), line
     assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "a-file").read_text() == "x"
+
+
+def test_a_bug_has_its_own_exit_code_and_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug(*_: Any) -> None:
+        raise KeyError(CANARY_TOKEN)  # an exception's text may quote a value: it is not printed
+
+    monkeypatch.setattr(render_tool, "run_program", bug)
+    with pytest.raises(SystemExit) as exited:
+        render_tool.main(["--out", str(tmp_path / "out")])
+    assert exited.value.code == render_tool.EXIT_INTERNAL == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("flywheel render: internal error, a bug in flywheel and not your configuration: KeyError")
+    _no_canary(line)
+
+
+def test_make_render_names_an_internal_error() -> None:
+    done = subprocess.run(  # -o: use the venv as it is (no pip); the stand-in python exits as a bug does
+        ["make", "-s", "-o", ".venv/.runtime", "render", "PY=sh -c 'exit 3' --"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "make render: tools.render exited 3 (an internal error, a bug to report)" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ('{"a": 1}', "got a JSON dict"),
+        ('[{"urn": 5}]', "item [0] lacks a string 'urn', a string 'type', a string 'name'"),
+        ('[{"urn": "u", "type": "t", "name": "n", "inputs": [1]}]', "item [0] lacks an object 'inputs'"),
+    ],
+)
+def test_render_diff_on_a_malformed_render_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], resources: str, expected: str
+) -> None:
+    (tmp_path / "resources.json").write_text(resources)
+    assert render_diff_main(["--head", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"render_diff: {tmp_path / 'resources.json'}: not a render output ({expected}"), line
+    assert "expected a list of resources" in line
 
 
 # --- YAML the model does not take ------------------------------------------------------------------------------

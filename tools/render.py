@@ -3,7 +3,8 @@
     python -m tools.render --stack dev --out build/dev [--stack-file PATH] [--policy-config FILE]
 
 Writes resources.json, manifests/, files/, outputs.json and policy-report.json, then prints a
-summary. Exit codes: 0 clean, 1 mandatory policy violation, 2 invalid configuration.
+summary. Exit codes: 0 clean, 1 mandatory policy violation, 2 invalid configuration or --out, 3 an internal
+error (a bug in flywheel, never a verdict on the configuration).
 Needs no cluster, no GitLab, no Pulumi CLI and no network.
 """
 
@@ -35,7 +36,8 @@ SECRET_DATA_FIELDS = ("data", "stringData")  # a Kubernetes Secret's fields, sec
 # Rendering secure config offline: a value of the right shape stands in for what cannot be decrypted.
 PLACEHOLDERS = {("flywheel:database", "url"): "postgresql://offline:placeholder@offline.invalid:5432/attic"}
 
-EXIT_OK, EXIT_POLICY, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_INTERNAL = 0, 1, 2, 3
+TRACEBACK_ENV = "FLYWHEEL_TRACEBACK"  # set to 1: an internal error prints its traceback as well
 # Written first into every render folder: the next render replaces only a folder holding it, and only these.
 RENDER_MARKER = ".flywheel-render"
 MARKER_TEXT = "written by `python -m tools.render`; the next render replaces the entries listed in tools/render.py\n"
@@ -530,7 +532,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-file", type=Path, help="stack config file (default: Pulumi.<stack>.yaml)")
     parser.add_argument("--policy-config", type=Path, help="policy pack config JSON (as for --policy-pack-config)")
     args = parser.parse_args(argv)
-    return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file, args.policy_config)
+    try:
+        return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file, args.policy_config)
+    except Exception as err:  # a bug: its own exit code, so it is never read as a verdict on the input
+        raise SystemExit(report_internal_error("flywheel render", err)) from err
+
+
+def report_internal_error(tool: str, error: Exception) -> int:
+    """One line for an error no check expected (a bug), with its own exit code: never read as a policy verdict.
+
+    The message names the exception's type and where it was raised, not its text: that may quote a config value.
+    """
+    import os
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+    print(
+        f"{tool}: internal error, a bug in flywheel and not your configuration: {type(error).__name__}{where}; "
+        f"please report it on the flywheel issue tracker with the command you ran ({TRACEBACK_ENV}=1 shows the "
+        "traceback)",
+        file=sys.stderr,
+    )
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        traceback.print_exception(error, file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":
