@@ -26,6 +26,7 @@ from tests.conftest import IN_CI, ROOT, dev_value, stack_with
 from tests.test_config import dev_raw, problems_for, with_change
 from tools import render as render_tool
 from tools.mocks import FlywheelMocks, RecordingMonitor
+from tools.preview_markdown import render_note
 from tools.render import (
     RENDER_MARKER,
     RenderConfigError,
@@ -512,6 +513,36 @@ def test_secret_value_changes_are_listed_redacted(monkeypatch: pytest.MonkeyPatc
         report_from_renders("dev", _render_of(secret, digests=old), _render_of(secret, digests=other_salt)).changes
         == []
     )
+
+
+def test_a_changed_secure_value_shows_in_the_diff_and_its_ciphertext_nowhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ciphertexts = {"a": "v1:canary-ciphertext-db1-5d", "b": "v1:canary-ciphertext-db2-7e"}
+
+    def render_with(salt: str | None, name: str) -> Render:
+        if salt is None:
+            monkeypatch.delenv(render_tool.SALT_ENV, raising=False)
+        else:
+            monkeypatch.setenv(render_tool.SALT_ENV, salt)
+        document = _stack_document(stack_with({"database": {"backend": "external", "url": "x"}}))
+        document["config"]["flywheel:database"]["url"] = {"secure": ciphertexts[name[-1]]}
+        stack_file = _write_stack(tmp_path / f"Pulumi.{name}.yaml", document)
+        assert render_tool.render("dev", tmp_path / name, stack_file) == render_tool.EXIT_OK
+        return load_render(tmp_path / name)
+
+    report = report_from_renders("dev", render_with("salt", "salted-a"), render_with("salt", "salted-b"))
+    (change,) = report.changes
+    assert change.name == "attic-db-url" and [(p.path, p.old, p.new) for p in change.properties] == [
+        ("data.uri", "[secret]", "[secret]")
+    ]
+    assert "Secure config value `flywheel:database.url` changed (value redacted)." in report.notes
+    unsalted = report_from_renders("dev", render_with(None, "plain-a"), render_with(None, "plain-b"))
+    assert unsalted.changes == [] and any("Secret values are not compared" in n for n in unsalted.notes)
+    printed = capsys.readouterr()
+    texts = [printed.out, printed.err, render_note(report, limit=10**6), render_note(unsalted, limit=10**6)]
+    texts += [p.read_text() for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith("Pulumi.")]
+    assert not [t for t in texts for c in ciphertexts.values() if c.removeprefix("v1:") in t]
 
 
 # --- YAML-level fuzzing -----------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ violations. Needs no cluster, state or credentials: both sides come from the pro
 Without --base everything shows as added, and the note says so; a --base that does not exist is an error
 unless --base-missing-ok (CI: the target branch may have no render of this stack). A Kubernetes object whose
 name or namespace changes is shown as a replacement, as the provider does it; Secret keys whose value changed
-are listed (values redacted) when both renders carry digests made with the same FLYWHEEL_RENDER_SALT.
+are listed (values redacted) when both renders carry digests made with the same FLYWHEEL_RENDER_SALT, and so are
+secure config values whose ciphertext changed (the Secrets built from one change with it).
 Renders of two different stacks are matched by their stack-free URN, with a warning.
 Exit codes: 0 written, 2 a render folder is missing or unreadable, 3 an internal error (a bug).
 """
@@ -182,6 +183,15 @@ def _secret_value_changes(base: Render, head: Render, urn_of: dict[str, str]) ->
     return changes
 
 
+def _secure_config_changes(base: Render, head: Render) -> list[str]:
+    """Secure config values whose ciphertext changed (same salt only): a Secret built from one shows it too."""
+    old, new = base.secret_digests, head.secret_digests
+    if not old or not new or old.get("salt") != new.get("salt"):
+        return []
+    before, after = old.get("config") or {}, new.get("config") or {}
+    return [path for path, digest in sorted(after.items()) if path in before and before[path] != digest]
+
+
 def report_from_renders(stack: str, base: Render | None, head: Render) -> Report:
     """The same kind of report as a preview's, from the desired state of the target branch and the MR."""
     cross_stack = base is not None and bool(base.stacks) and base.stacks != head.stacks
@@ -265,6 +275,8 @@ def report_from_renders(stack: str, base: Render | None, head: Render) -> Report
             f"⚠️ These renders are of different stacks (base {', '.join(sorted(base.stacks))}, head "
             f"{', '.join(sorted(head.stacks))}): resources are matched by URN without the stack.",
         )
+    for path in _secure_config_changes(base, head) if base else []:
+        notes.append(f"Secure config value `{path}` changed (value redacted).")
     if base is not None and not (
         base.secret_digests and base.secret_digests.get("salt") == head.secret_digests.get("salt")
     ):
