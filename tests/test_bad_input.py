@@ -219,8 +219,10 @@ def _dev_text() -> str:
         (
             'NIX_CONFIG: "experimental-features = nix-command flakes"',
             "NIX_CONFIG: 2024-06-01T10:00:00Z",
-            "flywheel:runners[0].environment: NIX_CONFIG: an unquoted YAML date",
+            "flywheel:runners[0].environment.NIX_CONFIG: an unquoted YAML date (the Pulumi CLI passes it on as "
+            "'2024-06-01 10:00:00 +0000 UTC') (got '[secret]'",  # a free-form map's values are never echoed
         ),
+        ("retention: 30 days", "retention: [1, 2024-01-01]", "flywheel:attic.gc.retention[1]: an unquoted YAML date"),
         ("replicas: 2\n", "replicas: true\n", "flywheel:attic.replicas: a boolean where a number belongs"),
         ("s3Tier: true", "s3Tier: 1", "flywheel:bazelCache.s3Tier: a number where true/false belongs"),
         ("maxSizeGiB: 50", "maxSizeGiB: .inf", "config.flywheel:bazelCache.maxSizeGiB: inf cannot be stored as config"),
