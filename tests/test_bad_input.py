@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from components.config import ConfigError, load_platform_config, namespace_problems
@@ -597,36 +597,39 @@ def _leaf_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]
 
 
 SENTINEL = "FUZZ-SENTINEL-{}"
-
-
-@settings(
+# Encoding mutations of the stack file's bytes: each is refused in one line or read as the CLI reads it.
+ENCODINGS = ["utf-8", "utf-8 with a BOM", "utf-16 with a BOM", "an invalid byte", "a NUL", "a truncated character"]
+FUZZ_SETTINGS = settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
     derandomize=IN_CI,
     database=None if IN_CI else settings.default.database,
     suppress_health_check=[HealthCheck.too_slow],
 )
-@given(data=st.data())
-def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.DataObject) -> None:
-    document = copy.deepcopy(_fuzz_base())
+
+
+def _mutated_text(data: st.DataObject, base: dict[str, Any], most: int = 3) -> str:
+    """``base`` with 0..``most`` YAML-level mutations (types, dates, nesting, deletions) and maybe a duplicated line."""
+    document = copy.deepcopy(base)
     raw_texts: dict[str, str] = {}
-    for index in range(data.draw(st.integers(1, 3), label="mutations")):
+    for index in range(data.draw(st.integers(0 if most < 3 else 1, most), label="mutations")):
         paths = [p for p in _leaf_paths(document["config"]) if p]
         path = data.draw(st.sampled_from(paths), label="path")
         parent: Any = document["config"]
         for part in path[:-1]:
             parent = parent[part]
         action = data.draw(st.sampled_from(["scalar", "spoil", "nest-list", "nest-map", "delete"]), label="action")
-        if action == "spoil" and isinstance(parent[path[-1]], str):  # still holds the canary, now invalid
-            parent[path[-1]] = "not valid: " + parent[path[-1]]
+        leaf = parent[path[-1]]
+        if action == "spoil" and isinstance(leaf, str) and not leaf.startswith(SENTINEL[:14]):
+            parent[path[-1]] = "not valid: " + leaf  # still holds the canary, now invalid
         elif action == "scalar":
             parent[path[-1]] = SENTINEL.format(index)
             raw_texts[SENTINEL.format(index)] = data.draw(st.sampled_from(YAML_SCALARS), label="yaml")
         elif action == "nest-list":
-            parent[path[-1]] = [parent[path[-1]]]
+            parent[path[-1]] = [leaf]
         elif action == "nest-map":
-            parent[path[-1]] = {"value": parent[path[-1]]}
-        elif isinstance(parent, dict) and len(path) > 1:
+            parent[path[-1]] = {"value": leaf}
+        elif action == "delete" and isinstance(parent, dict) and len(path) > 1:
             del parent[path[-1]]
     text = yaml.safe_dump(document, sort_keys=False, width=1000)
     for sentinel, raw in raw_texts.items():
@@ -638,9 +641,33 @@ def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.D
             at = data.draw(st.sampled_from(candidates), label="line")
             lines.insert(at + 1, lines[at])
             text = "\n".join(lines) + "\n"
+    return text
+
+
+def _encoded(data: st.DataObject, text: str) -> bytes:
+    encoding = data.draw(st.sampled_from(ENCODINGS), label="encoding")
+    raw = text.encode()
+    at = data.draw(st.integers(0, len(raw)), label="byte offset")
+    if encoding == "utf-8 with a BOM":
+        return b"\xef\xbb\xbf" + raw
+    if encoding == "utf-16 with a BOM":
+        return text.encode("utf-16")
+    if encoding == "an invalid byte":
+        return raw[:at] + data.draw(st.sampled_from([b"\xff", b"\xe9", b"\x80", b"\xc3("]), label="byte") + raw[at:]
+    if encoding == "a NUL":
+        return raw[:at] + b"\x00" + raw[at:]
+    if encoding == "a truncated character":
+        return raw + "é".encode()[:1]
+    return raw
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.DataObject) -> None:
+    content = _encoded(data, _mutated_text(data, _fuzz_base()))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "Pulumi.fuzz.yaml"
-        path.write_text(text)
+        path.write_bytes(content)
         try:
             warnings = validate_config(read_stack_file(path))
         except RenderConfigError as err:
@@ -651,3 +678,51 @@ def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.D
             _no_canary(*err.problems)
             return
     _no_canary(*warnings)
+
+
+# The rendering half: few examples (a render takes about a second), each an accepted config rendered in full.
+RENDER_FUZZ_EXAMPLES = int(os.environ.get("FLYWHEEL_RENDER_FUZZ_EXAMPLES", "8"))
+CANARY_CIPHERTEXTS = {
+    "accessKeyId": "v1:canary-ciphertext-key-id-1a",
+    "secretAccessKey": "v1:canary-ciphertext-secret-key-2b",
+    "url": "v1:canary-ciphertext-dsn-3c",
+    "DEPLOY_HOOK": "v1:canary-ciphertext-variable-4d",
+}
+
+
+def _secure_fuzz_base() -> dict[str, Any]:
+    """The dev stack with a canary ciphertext in every place a secure value is taken."""
+    document = {"config": {f"flywheel:{k}": v for k, v in dev_raw().items()}}
+    config = document["config"]
+    config["flywheel:storage"] = _s3_storage(
+        credentials={k: {"secure": CANARY_CIPHERTEXTS[k]} for k in ("accessKeyId", "secretAccessKey")}
+    )
+    config["flywheel:database"] = {"backend": "external", "url": {"secure": CANARY_CIPHERTEXTS["url"]}}
+    config["flywheel:gitlab"]["extraVariables"]["DEPLOY_HOOK"] = {
+        "value": {"secure": CANARY_CIPHERTEXTS["DEPLOY_HOOK"]}
+    }
+    return document
+
+
+@settings(FUZZ_SETTINGS, max_examples=RENDER_FUZZ_EXAMPLES, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_accepted_mutations_render_in_full_and_never_show_a_ciphertext(data: st.DataObject) -> None:
+    import contextlib
+    import io
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "Pulumi.fuzz.yaml"
+        path.write_bytes(_encoded(data, _mutated_text(data, _secure_fuzz_base(), most=2)))
+        try:
+            validate_config(read_stack_file(path))
+        except RenderConfigError:
+            assume(False)  # refused configs are the other test's; this one renders what is accepted
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = render_tool.render("fuzz", Path(folder) / "out", path)
+        texts = [out.getvalue(), err.getvalue()]
+        texts += [p.read_text(errors="replace") for p in (Path(folder) / "out").rglob("*") if p.is_file()]
+    assert code in (render_tool.EXIT_OK, render_tool.EXIT_POLICY, render_tool.EXIT_CONFIG), texts[1]
+    assert "Traceback" not in texts[1]
+    leaked = [c for c in CANARY_CIPHERTEXTS.values() for t in texts if c.removeprefix("v1:") in t]
+    assert not leaked, leaked
