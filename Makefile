@@ -19,11 +19,13 @@ export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 .PHONY: render test e2e lab lint types pytest bench system-tools clean
 
 # GNU make reports every failed recipe as exit 2, so the render's own code (0 clean, 1 mandatory policy
-# violation, 2 invalid configuration) is printed by name; `python -m tools.render` exits with it directly.
+# violation, 2 invalid configuration or --out, 3 internal error: a bug) is printed by name; `python -m tools.render`
+# exits with it directly.
 render: $(VENV)/.runtime
 	@$(PY) -m tools.render --stack $(STACK) --out $(OUT) $(if $(STACK_FILE),--stack-file $(STACK_FILE)) \
 	  $(if $(POLICY_CONFIG),--policy-config $(POLICY_CONFIG)) || { rc=$$?; \
-	  case $$rc in 1) why="a mandatory policy violation";; 2) why="an invalid configuration";; *) why="an error";; esac; \
+	  case $$rc in 1) why="a mandatory policy violation";; 2) why="an invalid configuration";; \
+	  3) why="an internal error, a bug to report";; *) why="an error";; esac; \
 	  echo "make render: tools.render exited $$rc ($$why); make itself exits 2 for any failure" >&2; exit $$rc; }
 
 test: system-tools $(VENV)/.dev lint types pytest

@@ -115,9 +115,9 @@ class Model(BaseModel):
             if dated is not None:
                 where, text = dated
                 raise config_problem(
-                    f"{where}an unquoted YAML date (the Pulumi CLI passes it on as {text!r})",
+                    f"an unquoted YAML date (the Pulumi CLI passes it on as {text!r})",
                     "the value in quotes if it is text (e.g. '2024-01-01'), else a value of the key's own type",
-                    key,
+                    (key, *where),
                 )
         return data
 
@@ -136,12 +136,13 @@ def _scalar_kinds(annotation: Any) -> set[str]:
     return set()
 
 
-def _first_go_time(value: Any, where: str = "") -> tuple[str, str] | None:
+def _first_go_time(value: Any, where: tuple[str | int, ...] = ()) -> tuple[tuple[str | int, ...], str] | None:
+    """The path below ``value`` of the first Go time text in it (an unquoted YAML date), and that text."""
     if isinstance(value, str):
         return (where, value) if GO_TIME_STRING.match(value) else None
     items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        found = _first_go_time(item, f"{where}{key}: " if isinstance(key, str) else f"{where}[{key}]: ")
+        found = _first_go_time(item, (*where, key))
         if found is not None:
             return found
     return None
@@ -1038,9 +1039,12 @@ def _describe(error: Any, hidden: set[SecretPath]) -> str:
     kind = error["type"]
     context = error.get("ctx") or {}
     key = context.get("key") if kind == "flywheel" else None
-    if key is not None:  # a model-level check: point at the field, show only its value
-        parent = error["input"] if isinstance(error["input"], Mapping) else {}
-        error = {**error, "loc": (*error["loc"], key), "input": parent.get(key)}
+    if key is not None:  # a model-level check: point at the field (or a path below it), show only its value
+        parts, value = (key if isinstance(key, tuple) else (key,)), error["input"]
+        for part in parts:
+            listed = isinstance(value, list) and isinstance(part, int)
+            value = value.get(part) if isinstance(value, Mapping) else value[part] if listed else None
+        error = {**error, "loc": (*error["loc"], *parts), "input": value}
     path = _dotted_path(error["loc"])
     shown = _shown_value(error, hidden)
     if kind == "missing":

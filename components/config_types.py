@@ -85,9 +85,9 @@ CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
 )
 
 
-def config_problem(message: str, expected: str, key: str | None = None) -> PydanticCustomError:
-    """A config error: what is wrong and what is allowed. ``key`` names the offending field when a
-    model-level check (which pydantic reports at the model's path) raises it."""
+def config_problem(message: str, expected: str, key: str | tuple[str | int, ...] | None = None) -> PydanticCustomError:
+    """A config error: what is wrong and what is allowed. ``key`` names the offending field (or a path below
+    it) when a model-level check (which pydantic reports at the model's path) raises it."""
     return PydanticCustomError("flywheel", message, {"expected": expected, "key": key})
 
 

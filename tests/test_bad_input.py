@@ -11,13 +11,14 @@ import copy
 import json
 import os
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from components.config import ConfigError, load_platform_config, namespace_problems
@@ -25,6 +26,7 @@ from tests.conftest import IN_CI, ROOT, dev_value, stack_with
 from tests.test_config import dev_raw, problems_for, with_change
 from tools import render as render_tool
 from tools.mocks import FlywheelMocks, RecordingMonitor
+from tools.preview_markdown import render_note
 from tools.render import (
     RENDER_MARKER,
     RenderConfigError,
@@ -35,6 +37,7 @@ from tools.render import (
     write_output,
 )
 from tools.render_diff import Render, load_render, report_from_renders
+from tools.render_diff import main as render_diff_main
 
 CANARY_TOKEN = "ghp_canaryGithubToken0000000000000000ab"
 CANARY_KEY_ID = "AKIACANARYKEYID00001"
@@ -98,6 +101,94 @@ def test_a_render_replaces_only_what_a_render_wrote_and_a_failure_leaves_nothing
         load_render(out)
 
 
+# --- exit codes: 2 for bad input, 3 for a bug, never a traceback -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        (b'config:\n  flywheel:namespace: "caf\xe9"\n', "not UTF-8 text at byte 34 (line 2: invalid continuation byte"),
+        (b"\xffconfig: {}\n", "not UTF-8 text at byte 0 (line 1: invalid start byte, byte 0xff"),
+        (b'config:\n  flywheel:namespace: "a\x00b"\n', "unacceptable character #x0000"),
+    ],
+    ids=["latin-1", "0xff", "nul"],
+)
+def test_a_stack_file_that_is_not_utf8_text_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, where: str
+) -> None:
+    stack_file = tmp_path / "Pulumi.bytes.yaml"
+    stack_file.write_bytes(content)
+    assert render_tool.main(["--stack", "bytes", "--stack-file", str(stack_file), "--out", str(tmp_path / "o")]) == 2
+    (problem,) = capsys.readouterr().err.splitlines()[1:]
+    assert problem.startswith(f"  {stack_file}: ") and where in problem, problem
+
+
+def test_a_bom_is_read_as_the_cli_reads_it(tmp_path: Path) -> None:
+    text = _dev_text()
+    for name, data in (("utf8", b"\xef\xbb\xbf" + text.encode()), ("utf16", text.encode("utf-16"))):
+        stack_file = tmp_path / f"Pulumi.{name}.yaml"
+        stack_file.write_bytes(data)
+        assert read_stack_file(stack_file).values == read_stack_file(ROOT / "Pulumi.dev.yaml").values
+
+
+@pytest.mark.parametrize("under", ["a-file/sub", "/proc/flywheel-out"])
+def test_an_out_that_cannot_be_created_fails_before_rendering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, under: str
+) -> None:
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setattr(render_tool, "run_program", lambda *_: pytest.fail("rendered before checking --out"))
+    before = sorted(tmp_path.rglob("*"))
+    assert render_tool.main(["--out", str(tmp_path / under)]) == render_tool.EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"flywheel render: --out {tmp_path / under}: "), line
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "a-file").read_text() == "x"
+
+
+def test_a_bug_has_its_own_exit_code_and_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug(*_: Any) -> None:
+        raise KeyError(CANARY_TOKEN)  # an exception's text may quote a value: it is not printed
+
+    monkeypatch.setattr(render_tool, "run_program", bug)
+    with pytest.raises(SystemExit) as exited:
+        render_tool.main(["--out", str(tmp_path / "out")])
+    assert exited.value.code == render_tool.EXIT_INTERNAL == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("flywheel render: internal error, a bug in flywheel and not your configuration: KeyError")
+    _no_canary(line)
+
+
+def test_make_render_names_an_internal_error() -> None:
+    done = subprocess.run(  # -o: use the venv as it is (no pip); the stand-in python exits as a bug does
+        ["make", "-s", "-o", ".venv/.runtime", "render", "PY=sh -c 'exit 3' --"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "make render: tools.render exited 3 (an internal error, a bug to report)" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ('{"a": 1}', "got a JSON dict"),
+        ('[{"urn": 5}]', "item [0] lacks a string 'urn', a string 'type', a string 'name'"),
+        ('[{"urn": "u", "type": "t", "name": "n", "inputs": [1]}]', "item [0] lacks an object 'inputs'"),
+    ],
+)
+def test_render_diff_on_a_malformed_render_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], resources: str, expected: str
+) -> None:
+    (tmp_path / "resources.json").write_text(resources)
+    assert render_diff_main(["--head", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"render_diff: {tmp_path / 'resources.json'}: not a render output ({expected}"), line
+    assert "expected a list of resources" in line
+
+
 # --- YAML the model does not take ------------------------------------------------------------------------------
 
 
@@ -128,8 +219,10 @@ def _dev_text() -> str:
         (
             'NIX_CONFIG: "experimental-features = nix-command flakes"',
             "NIX_CONFIG: 2024-06-01T10:00:00Z",
-            "flywheel:runners[0].environment: NIX_CONFIG: an unquoted YAML date",
+            "flywheel:runners[0].environment.NIX_CONFIG: an unquoted YAML date (the Pulumi CLI passes it on as "
+            "'2024-06-01 10:00:00 +0000 UTC') (got '[secret]'",  # a free-form map's values are never echoed
         ),
+        ("retention: 30 days", "retention: [1, 2024-01-01]", "flywheel:attic.gc.retention[1]: an unquoted YAML date"),
         ("replicas: 2\n", "replicas: true\n", "flywheel:attic.replicas: a boolean where a number belongs"),
         ("s3Tier: true", "s3Tier: 1", "flywheel:bazelCache.s3Tier: a number where true/false belongs"),
         ("maxSizeGiB: 50", "maxSizeGiB: .inf", "config.flywheel:bazelCache.maxSizeGiB: inf cannot be stored as config"),
@@ -161,6 +254,30 @@ def test_yes_and_on_stay_strings_as_in_the_pulumi_cli(tmp_path: Path) -> None:
     path.write_text(text)
     runners = json.loads(read_stack_file(path).values["flywheel:runners"])
     assert runners[0]["environment"] == {"FEATURE": "on"}
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        # what the real CLI 3.274.1 (`pulumi config --json`) gave for each (tests/e2e/test_readme_recipe.py)
+        ("99999999999999999999", 100000000000000000000),  # beyond uint64: a float64
+        ("18446744073709551615", 18446744073709552000),  # a uint64, re-read by the CLI as a float64
+        ("0x7fffffffffffffffff", "0x7fffffffffffffffff"),  # not decimal, beyond uint64: the text
+        ("9223372036854775807", 9223372036854775807),  # int64 max: exact
+        ("-9223372036854775809", -9223372036854776000),  # below int64: a float64, as Go writes it
+        ("0xffffffffffffffff", 18446744073709552000),  # a uint64 in hex: a float64 as well
+        ("-0x8000000000000001", "-0x8000000000000001"),  # below int64, signed: no uint64, not decimal
+        ("0o7777777777777777777777", "0o7777777777777777777777"),
+        ("07777777777777777777777", 7.777777777777777e21),  # a leading-0 octal beyond: read as a decimal float
+    ],
+)
+def test_integers_beyond_int64_reach_the_render_as_they_reach_the_engine(
+    tmp_path: Path, literal: str, expected: int | float | str
+) -> None:
+    path = tmp_path / "Pulumi.big.yaml"
+    path.write_text(f"config:\n  flywheel:x: {{a: {literal}}}\n")
+    value = json.loads(read_stack_file(path).values["flywheel:x"])["a"]
+    assert (value, type(value)) == (expected, type(expected))
 
 
 # --- limits of the consumers ----------------------------------------------------------------------------------
@@ -400,6 +517,36 @@ def test_secret_value_changes_are_listed_redacted(monkeypatch: pytest.MonkeyPatc
     )
 
 
+def test_a_changed_secure_value_shows_in_the_diff_and_its_ciphertext_nowhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ciphertexts = {"a": "v1:canary-ciphertext-db1-5d", "b": "v1:canary-ciphertext-db2-7e"}
+
+    def render_with(salt: str | None, name: str) -> Render:
+        if salt is None:
+            monkeypatch.delenv(render_tool.SALT_ENV, raising=False)
+        else:
+            monkeypatch.setenv(render_tool.SALT_ENV, salt)
+        document = _stack_document(stack_with({"database": {"backend": "external", "url": "x"}}))
+        document["config"]["flywheel:database"]["url"] = {"secure": ciphertexts[name[-1]]}
+        stack_file = _write_stack(tmp_path / f"Pulumi.{name}.yaml", document)
+        assert render_tool.render("dev", tmp_path / name, stack_file) == render_tool.EXIT_OK
+        return load_render(tmp_path / name)
+
+    report = report_from_renders("dev", render_with("salt", "salted-a"), render_with("salt", "salted-b"))
+    (change,) = report.changes
+    assert change.name == "attic-db-url" and [(p.path, p.old, p.new) for p in change.properties] == [
+        ("data.uri", "[secret]", "[secret]")
+    ]
+    assert "Secure config value `flywheel:database.url` changed (value redacted)." in report.notes
+    unsalted = report_from_renders("dev", render_with(None, "plain-a"), render_with(None, "plain-b"))
+    assert unsalted.changes == [] and any("Secret values are not compared" in n for n in unsalted.notes)
+    printed = capsys.readouterr()
+    texts = [printed.out, printed.err, render_note(report, limit=10**6), render_note(unsalted, limit=10**6)]
+    texts += [p.read_text() for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith("Pulumi.")]
+    assert not [t for t in texts for c in ciphertexts.values() if c.removeprefix("v1:") in t]
+
+
 # --- YAML-level fuzzing -----------------------------------------------------------------------------------------
 
 YAML_SCALARS = [
@@ -450,36 +597,39 @@ def _leaf_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]
 
 
 SENTINEL = "FUZZ-SENTINEL-{}"
-
-
-@settings(
+# Encoding mutations of the stack file's bytes: each is refused in one line or read as the CLI reads it.
+ENCODINGS = ["utf-8", "utf-8 with a BOM", "utf-16 with a BOM", "an invalid byte", "a NUL", "a truncated character"]
+FUZZ_SETTINGS = settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
     derandomize=IN_CI,
     database=None if IN_CI else settings.default.database,
     suppress_health_check=[HealthCheck.too_slow],
 )
-@given(data=st.data())
-def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.DataObject) -> None:
-    document = copy.deepcopy(_fuzz_base())
+
+
+def _mutated_text(data: st.DataObject, base: dict[str, Any], most: int = 3) -> str:
+    """``base`` with 0..``most`` YAML-level mutations (types, dates, nesting, deletions) and maybe a duplicated line."""
+    document = copy.deepcopy(base)
     raw_texts: dict[str, str] = {}
-    for index in range(data.draw(st.integers(1, 3), label="mutations")):
+    for index in range(data.draw(st.integers(0 if most < 3 else 1, most), label="mutations")):
         paths = [p for p in _leaf_paths(document["config"]) if p]
         path = data.draw(st.sampled_from(paths), label="path")
         parent: Any = document["config"]
         for part in path[:-1]:
             parent = parent[part]
         action = data.draw(st.sampled_from(["scalar", "spoil", "nest-list", "nest-map", "delete"]), label="action")
-        if action == "spoil" and isinstance(parent[path[-1]], str):  # still holds the canary, now invalid
-            parent[path[-1]] = "not valid: " + parent[path[-1]]
+        leaf = parent[path[-1]]
+        if action == "spoil" and isinstance(leaf, str) and not leaf.startswith(SENTINEL[:14]):
+            parent[path[-1]] = "not valid: " + leaf  # still holds the canary, now invalid
         elif action == "scalar":
             parent[path[-1]] = SENTINEL.format(index)
             raw_texts[SENTINEL.format(index)] = data.draw(st.sampled_from(YAML_SCALARS), label="yaml")
         elif action == "nest-list":
-            parent[path[-1]] = [parent[path[-1]]]
+            parent[path[-1]] = [leaf]
         elif action == "nest-map":
-            parent[path[-1]] = {"value": parent[path[-1]]}
-        elif isinstance(parent, dict) and len(path) > 1:
+            parent[path[-1]] = {"value": leaf}
+        elif action == "delete" and isinstance(parent, dict) and len(path) > 1:
             del parent[path[-1]]
     text = yaml.safe_dump(document, sort_keys=False, width=1000)
     for sentinel, raw in raw_texts.items():
@@ -491,9 +641,33 @@ def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.D
             at = data.draw(st.sampled_from(candidates), label="line")
             lines.insert(at + 1, lines[at])
             text = "\n".join(lines) + "\n"
+    return text
+
+
+def _encoded(data: st.DataObject, text: str) -> bytes:
+    encoding = data.draw(st.sampled_from(ENCODINGS), label="encoding")
+    raw = text.encode()
+    at = data.draw(st.integers(0, len(raw)), label="byte offset")
+    if encoding == "utf-8 with a BOM":
+        return b"\xef\xbb\xbf" + raw
+    if encoding == "utf-16 with a BOM":
+        return text.encode("utf-16")
+    if encoding == "an invalid byte":
+        return raw[:at] + data.draw(st.sampled_from([b"\xff", b"\xe9", b"\x80", b"\xc3("]), label="byte") + raw[at:]
+    if encoding == "a NUL":
+        return raw[:at] + b"\x00" + raw[at:]
+    if encoding == "a truncated character":
+        return raw + "é".encode()[:1]
+    return raw
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.DataObject) -> None:
+    content = _encoded(data, _mutated_text(data, _fuzz_base()))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "Pulumi.fuzz.yaml"
-        path.write_text(text)
+        path.write_bytes(content)
         try:
             warnings = validate_config(read_stack_file(path))
         except RenderConfigError as err:
@@ -504,3 +678,51 @@ def test_yaml_level_mutations_give_one_line_errors_and_never_a_canary(data: st.D
             _no_canary(*err.problems)
             return
     _no_canary(*warnings)
+
+
+# The rendering half: few examples (a render takes about a second), each an accepted config rendered in full.
+RENDER_FUZZ_EXAMPLES = int(os.environ.get("FLYWHEEL_RENDER_FUZZ_EXAMPLES", "8"))
+CANARY_CIPHERTEXTS = {
+    "accessKeyId": "v1:canary-ciphertext-key-id-1a",
+    "secretAccessKey": "v1:canary-ciphertext-secret-key-2b",
+    "url": "v1:canary-ciphertext-dsn-3c",
+    "DEPLOY_HOOK": "v1:canary-ciphertext-variable-4d",
+}
+
+
+def _secure_fuzz_base() -> dict[str, Any]:
+    """The dev stack with a canary ciphertext in every place a secure value is taken."""
+    document = {"config": {f"flywheel:{k}": v for k, v in dev_raw().items()}}
+    config = document["config"]
+    config["flywheel:storage"] = _s3_storage(
+        credentials={k: {"secure": CANARY_CIPHERTEXTS[k]} for k in ("accessKeyId", "secretAccessKey")}
+    )
+    config["flywheel:database"] = {"backend": "external", "url": {"secure": CANARY_CIPHERTEXTS["url"]}}
+    config["flywheel:gitlab"]["extraVariables"]["DEPLOY_HOOK"] = {
+        "value": {"secure": CANARY_CIPHERTEXTS["DEPLOY_HOOK"]}
+    }
+    return document
+
+
+@settings(FUZZ_SETTINGS, max_examples=RENDER_FUZZ_EXAMPLES, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_accepted_mutations_render_in_full_and_never_show_a_ciphertext(data: st.DataObject) -> None:
+    import contextlib
+    import io
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "Pulumi.fuzz.yaml"
+        path.write_bytes(_encoded(data, _mutated_text(data, _secure_fuzz_base(), most=2)))
+        try:
+            validate_config(read_stack_file(path))
+        except RenderConfigError:
+            assume(False)  # refused configs are the other test's; this one renders what is accepted
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = render_tool.render("fuzz", Path(folder) / "out", path)
+        texts = [out.getvalue(), err.getvalue()]
+        texts += [p.read_text(errors="replace") for p in (Path(folder) / "out").rglob("*") if p.is_file()]
+    assert code in (render_tool.EXIT_OK, render_tool.EXIT_POLICY, render_tool.EXIT_CONFIG), texts[1]
+    assert "Traceback" not in texts[1]
+    leaked = [c for c in CANARY_CIPHERTEXTS.values() for t in texts if c.removeprefix("v1:") in t]
+    assert not leaked, leaked

@@ -3,7 +3,8 @@
     python -m tools.render --stack dev --out build/dev [--stack-file PATH] [--policy-config FILE]
 
 Writes resources.json, manifests/, files/, outputs.json and policy-report.json, then prints a
-summary. Exit codes: 0 clean, 1 mandatory policy violation, 2 invalid configuration.
+summary. Exit codes: 0 clean, 1 mandatory policy violation, 2 invalid configuration or --out, 3 an internal
+error (a bug in flywheel, never a verdict on the configuration).
 Needs no cluster, no GitLab, no Pulumi CLI and no network.
 """
 
@@ -32,10 +33,12 @@ PROJECT = "flywheel"
 REDACTED = "[secret]"
 UNKNOWN_TEXT = "[unknown]"
 SECRET_DATA_FIELDS = ("data", "stringData")  # a Kubernetes Secret's fields, secret as a whole
-# Rendering secure config offline: a value of the right shape stands in for what cannot be decrypted.
-PLACEHOLDERS = {("flywheel:database", "url"): "postgresql://offline:placeholder@offline.invalid:5432/attic"}
+# Rendering secure config offline: a value of the right shape stands in for what cannot be decrypted. With the salt
+# set, {digest} is a keyed digest of the ciphertext, so a changed secure value changes the Secrets built from it.
+PLACEHOLDERS = {("flywheel:database", "url"): "postgresql://offline:placeholder{digest}@offline.invalid:5432/attic"}
 
-EXIT_OK, EXIT_POLICY, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_INTERNAL = 0, 1, 2, 3
+TRACEBACK_ENV = "FLYWHEEL_TRACEBACK"  # set to 1: an internal error prints its traceback as well
 # Written first into every render folder: the next render replaces only a folder holding it, and only these.
 RENDER_MARKER = ".flywheel-render"
 MARKER_TEXT = "written by `python -m tools.render`; the next render replaces the entries listed in tools/render.py\n"
@@ -60,6 +63,8 @@ class StackConfig:
     secret_keys: list[str] = field(default_factory=list)  # top-level keys holding a secure value (as the engine)
     # every secure leaf, ('flywheel:storage', 'credentials', 'accessKeyId') (known offline only); None: secret_keys
     secret_paths: list[tuple[str, ...]] | None = None
+    # keyed digest of each secure value's ciphertext, by path ('flywheel:database.url'); empty without the salt
+    secure_digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,7 +72,8 @@ class RenderResult:
     resources: list[dict[str, Any]]
     files: dict[str, str]
     outputs: dict[str, Any]
-    # {"salt": id, "resources": {urn: {"data.key": digest}}}; empty unless FLYWHEEL_RENDER_SALT is set
+    # {"salt": id, "resources": {urn: {"data.key": digest}}, "config": {"flywheel:database.url": digest}};
+    # empty unless FLYWHEEL_RENDER_SALT is set
     secret_digests: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what the program logged as warning or error
 
@@ -81,17 +87,20 @@ class RenderConfigError(Exception):
 # --- stack file -> Pulumi config ---------------------------------------------------------------
 
 
-def read_stack_file(path: Path) -> StackConfig:
+def read_stack_file(path: Path, salt: str | None = None) -> StackConfig:
     """Read ``Pulumi.<stack>.yaml`` the way the CLI hands it to the program (objects as JSON).
 
     Parsed as the CLI parses it (``tools.stack_yaml``): duplicate keys are an error, unquoted dates become
     Go's time text, ``.inf``/``.nan`` are refused. Records every ``secure:`` leaf's path for the error
-    messages; the program itself, like the engine, only learns which top-level keys hold one.
+    messages; the program itself, like the engine, only learns which top-level keys hold one. With a salt
+    (default: ``FLYWHEEL_RENDER_SALT``) each placeholder carries a keyed digest of its ciphertext.
     """
-    from tools.stack_yaml import StackFileError, load_stack_document
+    import os
+
+    from tools.stack_yaml import StackFileError, decode_stack_file, load_stack_document
 
     try:
-        document = load_stack_document(path.read_text())
+        document = load_stack_document(decode_stack_file(path.read_bytes()))
     except OSError as err:
         raise RenderConfigError([f"{path}: cannot read stack file ({err.strerror or err})"]) from None
     except StackFileError as err:
@@ -102,34 +111,49 @@ def read_stack_file(path: Path) -> StackConfig:
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     secret_paths: list[tuple[str, ...]] = []
+    digests: dict[str, str] = {}
+    key_bytes = (salt if salt is not None else os.environ.get(SALT_ENV, "")).encode()
     for key, value in raw.items():
         key = str(key)
         if ":" not in key:
             key = f"{PROJECT}:{key}"
-        replaced, secure_paths = _replace_secure(key, (), value)
+        replaced, secure_paths = _replace_secure(key, (), value, key_bytes, digests)
         if secure_paths:
             secret_keys.append(key)
             secret_paths += [(key, *p) for p in secure_paths]
         values[key] = replaced if isinstance(replaced, str) else json.dumps(replaced)
-    return StackConfig(values, sorted(secret_keys), sorted(secret_paths))
+    return StackConfig(values, sorted(secret_keys), sorted(secret_paths), dict(sorted(digests.items())))
 
 
-def _replace_secure(key: str, path: tuple[str, ...], value: Any) -> tuple[Any, list[tuple[str, ...]]]:
-    """Swap encrypted ``{secure: ...}`` leaves for placeholders; the paths where they were."""
+def _replace_secure(
+    key: str, path: tuple[str, ...], value: Any, salt: bytes = b"", digests: dict[str, str] | None = None
+) -> tuple[Any, list[tuple[str, ...]]]:
+    """Swap encrypted ``{secure: ...}`` leaves for placeholders; the paths where they were.
+
+    With a ``salt`` a placeholder carries a keyed digest of the ciphertext (recorded in ``digests``): a changed
+    secure value then changes what is built from it, and the ciphertext itself is written nowhere."""
+    import hmac
+
     if isinstance(value, dict) and set(value) == {"secure"}:
-        placeholder = PLACEHOLDERS.get((key, ".".join(path)))
-        if placeholder is None:
-            placeholder = "offline-placeholder-" + hashlib.sha256(f"{key}{path}".encode()).hexdigest()[:12]
-        return placeholder, [path]
+        where = key + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path)
+        digest = ""
+        if salt:
+            digest = hmac.new(salt, json.dumps([key, *path, value["secure"]]).encode(), "sha256").hexdigest()[:32]
+            if digests is not None:
+                digests[where] = digest
+        template = PLACEHOLDERS.get((key, ".".join(path)))
+        if template is None:
+            template = "offline-placeholder-" + hashlib.sha256(f"{key}{path}".encode()).hexdigest()[:12] + "{digest}"
+        return template.format(digest=f"-{digest[:12]}" if digest else ""), [path]
     if isinstance(value, dict):
         found: list[tuple[str, ...]] = []
         out = {}
         for k, v in value.items():
-            out[k], secret = _replace_secure(key, (*path, str(k)), v)
+            out[k], secret = _replace_secure(key, (*path, str(k)), v, salt, digests)
             found += secret
         return out, found
     if isinstance(value, list):
-        items = [_replace_secure(key, (*path, str(i)), v) for i, v in enumerate(value)]
+        items = [_replace_secure(key, (*path, str(i)), v, salt, digests) for i, v in enumerate(value)]
         return [v for v, _ in items], [p for _, paths in items for p in paths]
     return value, []
 
@@ -264,11 +288,15 @@ def run_program(stack_name: str, stack: StackConfig, monitor: RecordingMonitor |
     except ConfigError as err:
         raise RenderConfigError(err.problems) from None
     warnings = [message for level, message in monitor.log if level in ("WARNING", "ERROR")]
-    return RenderResult(registered_resources(monitor), files, _plain(outputs), secret_digests(monitor), warnings)
+    digests = secret_digests(monitor, secure=stack.secure_digests)
+    return RenderResult(registered_resources(monitor), files, _plain(outputs), digests, warnings)
 
 
-def secret_digests(monitor: RecordingMonitor, salt: str | None = None) -> dict[str, Any]:
-    """Keyed digests of every Kubernetes Secret's values (with ``FLYWHEEL_RENDER_SALT``; else none)."""
+def secret_digests(
+    monitor: RecordingMonitor, salt: str | None = None, secure: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Keyed digests of every Kubernetes Secret's values (with ``FLYWHEEL_RENDER_SALT``; else none), and ``secure``:
+    those of the secure config values (``StackConfig.secure_digests``), for one the Secrets may not show."""
     import hmac
     import os
     import re
@@ -300,7 +328,7 @@ def secret_digests(monitor: RecordingMonitor, salt: str | None = None) -> dict[s
                     :32
                 ]
     salt_id = hmac.new(key, b"flywheel-render-salt-id", "sha256").hexdigest()[:16]
-    return {"salt": salt_id, "resources": dict(sorted(by_urn.items()))}
+    return {"salt": salt_id, "resources": dict(sorted(by_urn.items())), "config": dict(sorted((secure or {}).items()))}
 
 
 def _engine_urn(urn: str) -> str:
@@ -395,6 +423,24 @@ def check_output_folder(out: Path) -> None:
             f"--out {out}: a folder that is not a render (no {RENDER_MARKER}) and not empty; refusing to replace it "
             "(expected a new or empty folder, or one a render wrote)"
         )
+    _check_creatable(out)
+
+
+def _check_creatable(out: Path) -> None:
+    """Fail before rendering, not after: ``out`` must be a folder the render can write or create."""
+    import tempfile
+
+    existing = out
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputFolderError(f"--out {out}: {existing} is not a folder (expected a folder, or a path to create one)")
+    try:  # access(2) says yes to root even where mkdir fails (/proc): try it, leaving nothing behind
+        Path(tempfile.mkdtemp(prefix=".flywheel-render-check-", dir=existing)).rmdir()
+    except OSError as err:
+        raise OutputFolderError(
+            f"--out {out}: cannot write in {existing} ({err.strerror or err}; expected a folder you can write)"
+        ) from None
 
 
 def clear_output(out: Path, keep_marker: bool = False) -> None:
@@ -512,7 +558,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-file", type=Path, help="stack config file (default: Pulumi.<stack>.yaml)")
     parser.add_argument("--policy-config", type=Path, help="policy pack config JSON (as for --policy-pack-config)")
     args = parser.parse_args(argv)
-    return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file, args.policy_config)
+    try:
+        return render(args.stack, args.out or ROOT / "build" / args.stack, args.stack_file, args.policy_config)
+    except Exception as err:  # a bug: its own exit code, so it is never read as a verdict on the input
+        raise SystemExit(report_internal_error("flywheel render", err)) from err
+
+
+def report_internal_error(tool: str, error: Exception) -> int:
+    """One line for an error no check expected (a bug), with its own exit code: never read as a policy verdict.
+
+    The message names the exception's type and where it was raised, not its text: that may quote a config value.
+    """
+    import os
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+    print(
+        f"{tool}: internal error, a bug in flywheel and not your configuration: {type(error).__name__}{where}; "
+        f"please report it on the flywheel issue tracker with the command you ran ({TRACEBACK_ENV}=1 shows the "
+        "traceback)",
+        file=sys.stderr,
+    )
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        traceback.print_exception(error, file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

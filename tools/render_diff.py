@@ -8,9 +8,10 @@ violations. Needs no cluster, state or credentials: both sides come from the pro
 Without --base everything shows as added, and the note says so; a --base that does not exist is an error
 unless --base-missing-ok (CI: the target branch may have no render of this stack). A Kubernetes object whose
 name or namespace changes is shown as a replacement, as the provider does it; Secret keys whose value changed
-are listed (values redacted) when both renders carry digests made with the same FLYWHEEL_RENDER_SALT.
+are listed (values redacted) when both renders carry digests made with the same FLYWHEEL_RENDER_SALT, and so are
+secure config values whose ciphertext changed (the Secrets built from one change with it).
 Renders of two different stacks are matched by their stack-free URN, with a warning.
-Exit codes: 0 written, 2 a render folder is missing or unreadable.
+Exit codes: 0 written, 2 a render folder is missing or unreadable, 3 an internal error (a bug).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tools.preview_markdown import (
     sanitize,
     unified_diff,
 )
-from tools.render import DIGESTS_FILE, REDACTED
+from tools.render import DIGESTS_FILE, REDACTED, report_internal_error
 
 EXIT_OK, EXIT_INPUT = 0, 2
 OPTION_KEYS = ("protect", "retainOnDelete", "dependsOn")
@@ -84,6 +85,7 @@ def load_render(path: Path) -> Render:
         resources = json.loads(resources_file.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise RenderReadError(f"{resources_file}: not a render output ({err}); run `make render` first") from None
+    _check_resources_shape(resources_file, resources)
     try:
         report = json.loads((path / "policy-report.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -98,7 +100,31 @@ def load_render(path: Path) -> Render:
         digests = json.loads((path / DIGESTS_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         digests = {}
+    report = report if isinstance(report, dict) else {}  # optional files: a wrong shape counts as absent
+    digests = digests if isinstance(digests, dict) else {}
     return Render(path, {r["urn"]: r for r in resources}, files, list(report.get("violations") or []), digests)
+
+
+def _check_resources_shape(resources_file: Path, resources: Any) -> None:
+    """resources.json as tools.render writes it, or one line saying where it is not."""
+    expected = "a list of resources, each an object with string 'urn', 'type' and 'name' and object 'inputs', 'options'"
+    if not isinstance(resources, list):
+        problem = f"got a JSON {type(resources).__name__}"
+    else:
+        problem = ""
+        for index, resource in enumerate(resources):
+            if not isinstance(resource, dict):
+                problem = f"item [{index}] is a JSON {type(resource).__name__}"
+            else:
+                wrong = [f"a string {k!r}" for k in ("urn", "type", "name") if not isinstance(resource.get(k), str)]
+                wrong += [
+                    f"an object {k!r}" for k in ("inputs", "options") if not isinstance(resource.get(k) or {}, dict)
+                ]
+                problem = f"item [{index}] lacks {', '.join(wrong)}" if wrong else ""
+            if problem:
+                break
+    if problem:
+        raise RenderReadError(f"{resources_file}: not a render output ({problem}; expected {expected})")
 
 
 def load_base(path: Path | None, missing_ok: bool = False) -> Render | None:
@@ -155,6 +181,15 @@ def _secret_value_changes(base: Render, head: Render, urn_of: dict[str, str]) ->
             if path in before and before[path] != digest:
                 changes.setdefault(urn, []).append(PropertyChange(path, "update", REDACTED, REDACTED))
     return changes
+
+
+def _secure_config_changes(base: Render, head: Render) -> list[str]:
+    """Secure config values whose ciphertext changed (same salt only): a Secret built from one shows it too."""
+    old, new = base.secret_digests, head.secret_digests
+    if not old or not new or old.get("salt") != new.get("salt"):
+        return []
+    before, after = old.get("config") or {}, new.get("config") or {}
+    return [path for path, digest in sorted(after.items()) if path in before and before[path] != digest]
 
 
 def report_from_renders(stack: str, base: Render | None, head: Render) -> Report:
@@ -240,6 +275,8 @@ def report_from_renders(stack: str, base: Render | None, head: Render) -> Report
             f"⚠️ These renders are of different stacks (base {', '.join(sorted(base.stacks))}, head "
             f"{', '.join(sorted(head.stacks))}): resources are matched by URN without the stack.",
         )
+    for path in _secure_config_changes(base, head) if base else []:
+        notes.append(f"Secure config value `{path}` changed (value redacted).")
     if base is not None and not (
         base.secret_digests and base.secret_digests.get("salt") == head.secret_digests.get("salt")
     ):
@@ -268,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="dev", help="stack name (default: dev)")
     parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
     args = parser.parse_args(argv)
+    try:
+        return write_note(args)
+    except Exception as err:  # a bug: its own exit code, so it is never read as a verdict on the input
+        raise SystemExit(report_internal_error("render_diff", err)) from err
+
+
+def write_note(args: argparse.Namespace) -> int:
     try:
         base, head = load_base(args.base, args.base_missing_ok), load_render(args.head)
     except RenderReadError as err:

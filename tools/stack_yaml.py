@@ -14,11 +14,14 @@ value into config with ``unmarshalObject`` (sdk/go/common/resource/config/object
 - plain scalars resolve by yaml.v3's rules (resolve.go:47-60, 150-260), not PyYAML's YAML 1.1 ones: only
   ``true``/``false`` (three casings) are booleans (``yes``, ``on``, ``off`` stay strings), no base-60 numbers
   (``1:30`` is a string), ``1e3`` is a float, ``0o17``/``0x1f``/``0b101``/``017`` and ``1_000`` are integers.
+- an integer beyond int64 is a float64 if it is a uint64 or reads as a decimal, else the text (``_int``).
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime
+import decimal
 import math
 import re
 from typing import Any
@@ -80,13 +83,36 @@ class _StackLoader(
         self.duplicates: list[str] = []
 
 
-def _int(loader: _StackLoader, node: yaml.ScalarNode) -> int:
-    # Go's strconv.ParseInt(text, 0, 64) (resolve.go): prefixes 0b/0o/0x, a leading 0 is octal, '_' allowed
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
-    if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
-        return int(sign + digits, 8)
-    return int(sign + digits, 0)
+INT64 = range(-(2**63), 2**63)
+UINT64 = range(2**64)
+# yaml.v3's yamlStyleFloat (resolve.go): what it tries once a scalar is neither an int64 nor a uint64
+_YAML_STYLE_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+def _int(loader: _StackLoader, node: yaml.ScalarNode) -> int | float | str:
+    """An int-looking scalar as yaml.v3 resolves it (resolve.go, ``resolve``, case 'D', 'S'), with '_' removed:
+
+    strconv.ParseInt(plain, 0, 64) (prefixes 0b/0o/0x, a leading 0 is octal), else ParseUint(plain, 0, 64) (no
+    sign), else ParseFloat if it reads as a decimal (``yamlStyleFloat``), else the text as a string. A uint64
+    reaches the program as a float64: the CLI re-reads config objects as JSON and keeps a json.Number that is not
+    an int64 as float64 (sdk/go/common/resource/config/object.go, ``unmarshalObject``). So 99999999999999999999
+    and 18446744073709551615 become floats, 0x7fffffffffffffffff stays the string it is.
+    """
+    text = str(loader.construct_scalar(node))
+    plain = text.replace("_", "")
+    sign, digits = (plain[0], plain[1:]) if plain[:1] in "+-" else ("", plain)
+    octal = len(digits) > 1 and digits[0] == "0" and digits[1].isdigit()
+    try:
+        value = int(sign + digits, 8) if octal else int(sign + digits, 0)
+    except ValueError:  # a leading-0 "octal" with an 8 or 9: only a decimal float reading is left
+        value = None
+    if value is not None and value in INT64:
+        return value
+    if value is not None and not sign and value in UINT64:
+        return float(value)
+    if _YAML_STYLE_FLOAT.match(plain):
+        return float(plain)
+    return text
 
 
 def _float(loader: _StackLoader, node: yaml.ScalarNode) -> float:
@@ -125,17 +151,42 @@ _StackLoader.yaml_constructors = {
 }
 
 
+def decode_stack_file(data: bytes) -> str:
+    """The stack file's text as the CLI reads it, or a StackFileError naming the first byte that is not text.
+
+    The CLI drops a UTF-8 byte order mark (sdk/go/common/workspace/loaders.go, ``readFileStripUTF8BOM``) and yaml.v3
+    reads UTF-8, or UTF-16 after its BOM (readerc.go, ``yaml_parser_determine_encoding``); it refuses a byte that is
+    not UTF-8 (readerc.go: ``yaml: invalid leading UTF-8 octet``, ``invalid trailing UTF-8 octet``), as this does.
+    """
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8"
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].decode(encoding, errors="replace").count("\n") + 1
+        raise StackFileError(
+            [
+                f"not {encoding.upper()} text at byte {err.start} (line {line}: {err.reason}, "
+                f"byte 0x{data[err.start]:02x}; "
+                "the Pulumi CLI refuses it too: yaml: invalid UTF-8 octet; expected the file saved as UTF-8)"
+            ]
+        ) from None
+
+
 def load_stack_document(text: str) -> dict[str, Any]:
     """The stack file's document with values as the CLI gives them to the program (see the module docstring)."""
-    loader = _StackLoader(text)
+    duplicates: list[str] = []
     try:
-        document = loader.get_single_data()
+        loader = _StackLoader(text)  # its reader refuses control characters (a NUL) already, as yaml.v3's does
+        try:
+            document = loader.get_single_data()
+        finally:
+            duplicates = loader.duplicates
+            loader.dispose()
     except yaml.YAMLError as err:
         raise StackFileError([f"not valid YAML ({' '.join(str(err).split())})"]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise StackFileError(loader.duplicates)
+    if duplicates:
+        raise StackFileError(duplicates)
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -165,7 +216,9 @@ def _as_cli_value(value: Any, path: tuple[str, ...], problems: list[str]) -> Any
             "expected a finite number or a quoted string)"
         )
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)  # Go's json.Marshal writes 1e3 as 1000 (no exponent below 1e21), which reads back as an int
+        # Go's json.Marshal writes 1e3 as 1000 (the shortest digits, no exponent below 1e21; strconv 'f', -1), which
+        # reads back as an int: 2**64 as a float64 is 18446744073709552000, not int()'s 18446744073709551616
+        return int(decimal.Decimal(repr(value)))
     return value
 
 

@@ -134,6 +134,9 @@ YAML_CASES = {
     "duplicate top-level key": "flywheel:x: 1\n  flywheel:x: 2",
     "infinity": "flywheel:x: {a: .inf}",
     "not a number": "flywheel:x: [.nan]",
+    "decimal beyond uint64": "flywheel:x: {a: 99999999999999999999}",
+    "hex beyond uint64": "flywheel:x: {a: 0x7fffffffffffffffff}",
+    "uint64 max": "flywheel:x: {a: 18446744073709551615}",
 }
 
 
