@@ -519,7 +519,11 @@ def test_attic_dying_mid_build_costs_the_job_only_the_teardowns_probe(lab: Lab) 
 
 
 def test_watcher_crashing_mid_build_is_covered_by_the_final_push(lab: Lab) -> None:
-    chain = nix_lab.write_chain(lab.tmp / "chain", 3, seconds=4.0)
+    # The watcher plans a batch at most 10 s after the batch began (other tests' new paths in the shared store
+    # keep resetting the 2 s idle timer): link 1 (done at 5 s) is uploaded by ~16 s under load, while link 4 of 4
+    # is still building (with 3 links of 4 s, a watcher busy with other tests' paths reached link 1 only after
+    # the build had ended, and so never crashed).
+    chain = nix_lab.write_chain(lab.tmp / "chain", 4, seconds=5.0)
     fault = f"crash-after-push:lab-{chain.seed}-link1"  # dies right after uploading link 1
     run = lab.run("watcher-crash", chain, STANDIN_ATTIC_FAULT=fault)
     _report("watcher crashes mid-build", run)
@@ -534,7 +538,7 @@ def test_watcher_crashing_mid_build_is_covered_by_the_final_push(lab: Lab) -> No
     else:
         assert _lines(run.teardown.output, "attic watch-store had already exited")
         pushed = [bool(t and t < run.build.ended) for t in (lab.attic.narinfo_put_time(CACHE, p) for p in outs)]
-        # link 1 was uploaded (link 2 with it when both fell into one batch, as under load), link 3 never was
+        # link 1 was uploaded (link 2 with it when both fell into one batch, as under load), link 4 never was
         assert pushed[0] and not pushed[-1], f"the watcher pushed link 1, then died: {pushed}"
     assert all(lab.in_cache(outs)), "the teardown's push of the new paths covers what the watcher missed"
     assert run.teardown.seconds < (CONNECT_TIMEOUT + STALLED_TIMEOUT + 2) + PUSH_TIMEOUT + SLACK
