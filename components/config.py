@@ -258,8 +258,8 @@ class StorageConfig(Model):
     )
     protect: bool = Field(
         True,
-        description="`s3`: protect the bucket from `pulumi destroy` and retain it on delete (SeaweedFS's volume is "
-        "always kept).",
+        description="`s3`: protect the bucket from `pulumi destroy` and retain it on delete. `seaweedfs` always keeps "
+        "its volume, so `false` is refused there.",
     )
 
     @model_validator(mode="after")
@@ -680,7 +680,8 @@ class CiTemplateConfig(Model):
     tags: list[str] = Field(
         default_factory=lambda: ["flywheel"],
         min_length=1,
-        description="Default of the `tags` input: runner tags every job of the template carries (pools are tag-only).",
+        description="Default of the `tags` input: runner tags every job of the template carries. Pools are tag-only "
+        "and take a job only when they have all its tags, so one pool must carry all of these.",
     )
     job_timeout_minutes: int = Field(
         60, ge=10, le=10080, description="`timeout` of the build jobs; the script gets it minus the teardown's share."
@@ -1116,7 +1117,8 @@ def _key_shown(key: str) -> str:
 def _is_hidden(loc: tuple[str, ...], hidden: set[SecretPath]) -> bool:
     keys = tuple(part for part in loc if part != "[key]")
     for free in FREE_FORM_VALUES:
-        if len(keys) >= len(free) and all(f in ("*", k) for f, k in zip(free, keys, strict=False)):
+        # the map itself too: a value typed where the map belongs (`environment: GITHUB_TOKEN=...`) may be one
+        if len(keys) >= len(free) - 1 and all(f in ("*", k) for f, k in zip(free, keys, strict=False)):
             variable_field = keys[len(free) :][:1] if free[:2] == ("gitlab", "extraVariables") else ()
             if variable_field in ((), ("value",)):
                 return True

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.stack_yaml import StackFileError, load_stack_document
+from tools.stack_yaml import StackFileError, decode_stack_file, load_stack_document
 
 ConfigPath = tuple[str, ...]  # ('flywheel:storage', 'credentials', 'accessKeyId')
 
@@ -31,8 +31,9 @@ class SecureLocations:
 def stack_file_config(path: Path, project: str) -> dict[str, Any] | None:
     """The ``config`` mapping of a stack file, keys with their namespace; None when it is absent or unreadable."""
     try:
-        document = load_stack_document(path.read_text())
-    except (OSError, StackFileError):
+        # the bytes decoded as the CLI decodes them (UTF-8 without its BOM, or UTF-16 after its BOM), not by locale
+        document = load_stack_document(decode_stack_file(path.read_bytes()))
+    except (OSError, ValueError, StackFileError):
         return None  # the CLI has read it already: without it here, nothing is known, and nothing is trusted
     config = document.get("config")
     if not isinstance(config, dict):

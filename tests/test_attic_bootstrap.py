@@ -563,6 +563,51 @@ def test_watcher_killed_by_term_with_uploads_in_flight_loses_nothing(lab: Lab) -
     _assert_token_secret(lab, run)
 
 
+def test_more_new_paths_than_one_command_line_holds_are_all_pushed(lab: Lab) -> None:
+    """A shared store can gain thousands of paths during one job. With a 256 KiB stack limit Linux allows 128 KiB
+    of arguments (fs/exec.c: a quarter of the stack, at least ARG_MAX): 3000 new paths (~170 KB) no longer fit
+    one argv, and the teardown must still check and push them all (xargs); one argv fails "Argument list too
+    long". The paths are signed with the upstream cache's key name, so the client plans them as "in upstream"
+    and uploads nothing (attic push.rs PushPlan::plan's upstream filter): the test is about the command lines."""
+    env = lab.job_env("argmax")
+    state, project = lab.tmp / "argmax-state", lab.tmp / "argmax-project"
+    project.mkdir()
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
+    assert "publishing" in boot.stdout, boot.stdout
+    files = lab.tmp / "argmax-files"
+    files.mkdir()
+    tag = secrets.token_hex(4)
+    for index in range(3000):
+        (files / f"argmax-{tag}-{index}").write_text(f"{tag} {index}\n")
+    added = nix_lab.run_nix(["nix-store", "--add", *sorted(str(f) for f in files.iterdir())], lab.admin_env)
+    paths = added.stdout.split()
+    assert len(paths) == 3000
+    upstream = nix_lab.make_signing_key(lab.tmp / "keys", "cache.nixos.org-1")
+    nix_lab.run_nix(["store", "sign", "--key-file", str(upstream.secret_file), *paths], lab.admin_env)
+    try:
+        teardown_env = {**job_env, "GREEDY_ATTIC_PHASE": "script", "GREEDY_ATTIC_PUSH_TIMEOUT": "120"}
+        limited = f'ulimit -S -s 256 && exec bash "{nix_lab.TEARDOWN_SCRIPT}"'
+        teardown = subprocess.run(["bash", "-c", limited], env=teardown_env, capture_output=True, text=True)
+        assert teardown.returncode == 0
+        assert "Argument list too long" not in teardown.stdout + teardown.stderr, teardown.stdout
+        (line,) = _lines(teardown.stdout, "pushed what the watcher had not of")
+        assert int(re.search(r"of (\d+) new paths", line).group(1)) >= 3000, line  # type: ignore[union-attr]
+        push_log = (state / "push.log").read_text()
+        upstream_counts = [int(n) for n in re.findall(r"All done! \(\d+ already cached, (\d+) in upstream\)", push_log)]
+        assert sum(upstream_counts) >= 3000, push_log[-2000:]
+        assert len(upstream_counts) >= 2, "split over more than one command line"
+    finally:
+        subprocess.run(
+            ["xargs", "nix-store", "--delete"],
+            input="\n".join(paths),
+            env=lab.admin_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+
 def test_a_stuck_upload_is_bounded_by_the_push_timeout(lab: Lab) -> None:
     chain = nix_lab.write_chain(lab.tmp / "chain", 2, fail_at=2)
     run = lab.run("stuck", chain, STANDIN_ATTIC_FAULT="upload-hang")

@@ -256,16 +256,25 @@ def test_component_reference(url: str, expected: str) -> None:
     assert ci_server_fqdn(gitlab) == expected
 
 
-@pytest.mark.parametrize("url", ["https://gitlab.example.com", "https://example.com:8443/gitlab"])
-def test_template_readme_include_resolves_to_the_component(url: str) -> None:
-    """The README's ``$CI_SERVER_FQDN/...`` include, expanded as GitLab expands the variable (it already holds
-    the port and the relative URL root), is the component's address; its example carries the tags."""
+@pytest.mark.parametrize(
+    ("url", "gitlab_fqdn"),
+    [
+        ("https://gitlab.example.com", "gitlab.example.com"),
+        # GitLab config/settings.rb build_ci_server_fqdn: host, a non-standard port, the relative URL root
+        ("https://example.com:8443/gitlab", "example.com:8443/gitlab"),
+    ],
+)
+def test_template_readme_include_resolves_to_the_component(url: str, gitlab_fqdn: str) -> None:
+    """The README's ``$CI_SERVER_FQDN/...`` include, with the variable as GitLab sets it (written out here, not
+    computed by the code under test), is the component's address; its example carries the tags."""
     gitlab = GitlabConfig(url=url, group_path="acme", group_id=1, template_project="acme/platform/ci")
     config = CiTemplateConfig(tags=["flywheel-nix"])
-    usage = yaml.safe_load(re.search(r"```yaml\n(.*?)```", render_readme(gitlab, config), re.S).group(1))
-    (include,) = usage["include"]
-    expanded = include["component"].replace("$CI_SERVER_FQDN", ci_server_fqdn(gitlab))
-    assert expanded == f"{component_reference(gitlab)}@{component_version(gitlab, config)}"
+    block = re.search(r"```yaml\n(.*?)```", render_readme(gitlab, config), re.S)
+    assert block is not None
+    (include,) = yaml.safe_load(block.group(1))["include"]
+    expanded = include["component"].replace("$CI_SERVER_FQDN", gitlab_fqdn)
+    assert expanded == f"{gitlab_fqdn}/acme/platform/ci/greedy-build@1.0.0"
+    assert expanded == f"{component_reference(gitlab)}@1.0.0"  # and the stack output ci_component says the same
     assert include["inputs"]["tags"] == ["flywheel-nix"]
 
 

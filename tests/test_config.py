@@ -516,3 +516,14 @@ def test_the_templates_tags_must_all_be_on_one_pool() -> None:
     # the defaults agree with each other: the default pool carries the default tags
     raw = {key: value for key, value in dev_raw().items() if key not in {"runners", "ciTemplate"}}
     assert load_platform_config(raw).ci_template.tags == ["flywheel"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("runners[0].environment", "GITHUB_TOKEN=ghp_canary3"), ("gitlab.extraVariables", "DEPLOY_TOKEN=glpat-canary4")],
+)
+def test_a_value_typed_where_a_free_form_map_belongs_is_not_echoed(path: str, value: str) -> None:
+    """Its entries may be credentials, so what stands in the map's place may be one too."""
+    (problem,) = problems_for(with_change(path, value))
+    assert problem.startswith(f"flywheel:{path}:"), problem
+    assert value.split("=")[1] not in problem, problem

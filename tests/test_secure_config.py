@@ -37,9 +37,11 @@ def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     monkeypatch.setattr(config_module, "_run_by_offline_render", lambda: False)
     monkeypatch.setattr(pulumi, "get_stack", lambda: STACK)
 
-    def run(document: dict[str, Any] | None, decrypted: dict[str, Any] | None = None) -> PlatformConfig:
-        if document is not None:
-            (tmp_path / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(document))
+    def run(
+        document: dict[str, Any] | None, decrypted: dict[str, Any] | None = None, encoding: str = "utf-8"
+    ) -> PlatformConfig:
+        if document is not None:  # "utf-16" writes a BOM first, as the CLI (yaml.v3 readerc.go) accepts
+            (tmp_path / f"Pulumi.{STACK}.yaml").write_bytes(yaml.safe_dump(document).encode(encoding))
         written = document["config"] if document else {}
         sent = decrypted if decrypted is not None else _decrypted(written)
         secret_keys = sorted({key for key, value in written.items() if _has_secure(value)} | set(sent.pop(KEYS, [])))
@@ -116,6 +118,17 @@ def test_secure_values_at_the_secret_paths_deploy_and_only_they_are_secret(engin
     variables = config.gitlab.extra_variables
     # the file shows which variable is secure: the plain one beside it is no longer hidden for safety's sake
     assert (variables["DEPLOY_HOOK"].secret, variables["NIX_CONFIG_EXTRA"].secret) == (True, False)
+
+
+def test_a_utf16_stack_file_is_read_as_the_cli_reads_it(engine: Any) -> None:
+    """The CLI accepts UTF-16 after a BOM; the program reads the file's secure paths from it too (it crashed with
+    a UnicodeDecodeError traceback when it read the file as locale text)."""
+    document = _s3_document()
+    document["config"]["flywheel:storage"]["region"] = {"secure": "v1:CCCC"}
+    with pytest.raises(ConfigError) as caught:
+        engine(document, encoding="utf-16")
+    assert [p.split(":", 2)[1] for p in caught.value.problems] == ["storage.region"]
+    assert engine(_s3_document(), encoding="utf-16").storage.credentials is not None
 
 
 def test_without_the_stack_file_a_value_that_may_be_the_secret_is_refused(engine: Any) -> None:

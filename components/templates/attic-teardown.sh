@@ -106,7 +106,7 @@ if [ "${#candidates[@]}" -gt 0 ]; then
   declare -A invalid=()
   # paths go through xargs, never one argv: a shared store can gain more paths in one job than ARG_MAX holds
   while read -r path; do invalid[$path]=1; done < <(printf '%s\0' "${candidates[@]}" |
-    xargs -0 nix-store --check-validity --print-invalid 2>/dev/null)
+    xargs -0 -r nix-store --check-validity --print-invalid 2>/dev/null)
   for path in "${candidates[@]}"; do [ -n "${invalid[$path]:-}" ] || new_paths+=("$path"); done
 fi
 if [ "${#new_paths[@]}" -eq 0 ]; then
@@ -129,17 +129,20 @@ else
     log "no time left to push ${#new_paths[@]} new paths (RUNNER_AFTER_SCRIPT_TIMEOUT=${RUNNER_AFTER_SCRIPT_TIMEOUT:-5m})"
   else
     # xargs splits the paths over as few `attic push` runs as ARG_MAX allows (each asks Attic what it lacks);
-    # timeout signals its whole process group, the clients too. Exit: 124/137 timed out, 123 a push failed.
+    # timeout signals its whole process group, the clients too. Exit: 124/137 timed out, else a push failed
+    # (GNU xargs' own 124, "a command exited 255", becomes 123 so that it is not read as the timeout's).
     push() {
+      # shellcheck disable=SC2016 # "$@" and $code belong to the inner bash
       printf '%s\0' "${new_paths[@]}" | XDG_CONFIG_HOME="$state/config" timeout --kill-after=2 "$1" \
-        xargs -0 "$client" push "$server_name:$ATTIC_CACHE" >"$state/push.log" 2>&1
+        bash -c 'xargs -0 -r "$@"; code=$?; [ "$code" -ne 124 ] || code=123; exit "$code"' push \
+        "$client" push "$server_name:$ATTIC_CACHE" >"$state/push.log" 2>&1
     }
     push "$push_timeout"
     code=$?
     if [ "$code" -ne 0 ] && grep -qE "is not valid|is required, but there is no substituter" "$state/push.log"; then
       # a path vanished since the listing (a garbage collection on a shared store): the client refuses the
       # whole push, so push once more without it, in the time left
-      mapfile -t gone < <(printf '%s\0' "${new_paths[@]}" | xargs -0 nix-store --check-validity --print-invalid 2>/dev/null)
+      mapfile -t gone < <(printf '%s\0' "${new_paths[@]}" | xargs -0 -r nix-store --check-validity --print-invalid 2>/dev/null)
       declare -A vanished=()
       for path in "${gone[@]}"; do vanished[$path]=1; done
       kept=()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import check_platform_config, namespace_values
+from components.config import check_platform_config, exact_secret_paths, namespace_values
 from lab.build import by_name
 from tests.conftest import ROOT, require_binary
 from tools.mocks import FlywheelMocks, RecordingMonitor
@@ -107,7 +107,15 @@ def test_the_readme_recipe_runs_as_written(tmp_path: Path) -> None:
     # what the engine would pass: the program accepts it, with no warning (every credential is secret)
     engine = _engine_config(repo, env)
     assert set(engine.secret_keys) == {"flywheel:database", "flywheel:storage", "gitlab:token"}
-    checked = check_platform_config(*namespace_values(engine.values, engine.secret_keys))
+    # the program under `pulumi up` reads the exact secure paths from the stack file the real CLI wrote
+    exact = exact_secret_paths(engine.values, engine.secret_keys, repo / "Pulumi.prod.yaml")
+    assert exact == {
+        "gitlab:token",
+        ("flywheel:storage", "credentials", "accessKeyId"),
+        ("flywheel:storage", "credentials", "secretAccessKey"),
+        ("flywheel:database", "url"),
+    }, exact
+    checked = check_platform_config(*namespace_values(engine.values, sorted(exact, key=str)))
     assert checked.warnings == []
     assert checked.config.storage.backend == "s3" and checked.config.database.backend == "external"
 
