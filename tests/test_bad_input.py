@@ -144,6 +144,37 @@ def test_an_out_that_cannot_be_created_fails_before_rendering(
     assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "a-file").read_text() == "x"
 
 
+@pytest.mark.parametrize("failure", ["no space", "a folder became a file"])
+def test_an_out_that_fails_while_writing_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    import errno
+
+    out = tmp_path / "parent" / "out"
+    if failure == "no space":
+
+        def full(*_: Any) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / CANARY_TOKEN))
+
+        monkeypatch.setattr(render_tool, "_write_json", full)
+    else:
+        clear = render_tool.clear_output
+
+        def parent_becomes_a_file(folder: Path, keep_marker: bool = False) -> None:  # once write_output checked it
+            clear(folder, keep_marker)
+            if not keep_marker and not (tmp_path / "parent").is_file():
+                (tmp_path / "parent").write_text("x")
+
+        monkeypatch.setattr(render_tool, "clear_output", parent_becomes_a_file)
+    assert render_tool.main(["--out", str(out)]) == render_tool.EXIT_CONFIG
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("flywheel: warning:")]
+    (line,) = lines
+    assert line.startswith(f"flywheel render: --out {out}: cannot write the render ("), line
+    assert ("No space left on device" if failure == "no space" else "Not a directory") in line, line
+    _no_canary(line)
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_a_bug_has_its_own_exit_code_and_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,6 +309,85 @@ def test_integers_beyond_int64_reach_the_render_as_they_reach_the_engine(
     path.write_text(f"config:\n  flywheel:x: {{a: {literal}}}\n")
     value = json.loads(read_stack_file(path).values["flywheel:x"])["a"]
     assert (value, type(value)) == (expected, type(expected))
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        # what the real CLI 3.274.1 (`pulumi config --json`) gave for each (tests/e2e/test_readme_recipe.py)
+        ("0X10", 16),  # Go's ParseInt(s, 0, 64) takes its prefixes in either case
+        ("0B11", 3),
+        ("0O17", 15),
+        ("1_000.5", 1000.5),  # '_' is dropped before ParseFloat as well
+        ("-0_8", -8),  # "-08": not octal, but a decimal float
+        ("1_0e3", 10000),
+        ("+1", 1),
+        ("0o17", 15),
+        ("0b101", 5),
+        ("1_000", 1000),
+        ("-0", 0),
+        ("0x10", 16),
+        ("+0x10", 16),
+        ("-0b101", -5),
+        ("08", 8),
+        ("0_17", 15),
+        ("!!float 1", 1),  # a !!float takes an int
+        ("!!omap [a: 1]", [{"a": 1}]),  # a tag on a sequence changes nothing
+        ("!!set {a, b}", {"a": None, "b": None}),
+        ("!!binary aGVsbG8=", "hello"),
+        ("!!str 12", "12"),
+        ("2024-1-2", "2024-01-02 00:00:00 +0000 UTC"),  # yaml.v3's layouts have one-digit fields
+        ("2024-01-02T10:2:3Z", "2024-01-02 10:02:03 +0000 UTC"),
+        ("2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.1 -0500 -0500"),
+        ("2001-12-14 21:59:43.10 -5", "2001-12-14 21:59:43.10 -5"),  # in no layout: text (resolve.go:299)
+        ("2024-02-30", "2024-02-30"),  # no such day: text
+    ],
+)
+def test_scalars_reach_the_render_as_they_reach_the_engine(tmp_path: Path, literal: str, expected: Any) -> None:
+    path = tmp_path / "Pulumi.scalar.yaml"
+    path.write_text(f"config:\n  flywheel:x: {{a: {literal}}}\n")
+    value = json.loads(read_stack_file(path).values["flywheel:x"])["a"]
+    assert (value, type(value)) == (expected, type(expected))
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        # the real CLI 3.274.1 refuses each: yaml: cannot decode !!str `x` as a !!float, ...
+        ("!!float x", "cannot decode !!str `…` as a !!float"),
+        ("!!timestamp foo", "cannot decode !!str `…` as a !!timestamp"),
+        ("!!int foo", "cannot decode !!str `…` as a !!int"),
+        ("!!int 0x", "cannot decode !!str `…` as a !!int"),
+        ("!!int 1.5", "cannot decode !!float `…` as a !!int"),
+        ("!!bool yes", "cannot decode !!str `…` as a !!bool"),
+        ('!!binary "@@"', "!!binary value contains invalid base64 data"),
+    ],
+)
+def test_an_explicit_tag_the_value_does_not_fit_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], literal: str, expected: str
+) -> None:
+    stack_file = tmp_path / "Pulumi.tag.yaml"
+    stack_file.write_text(f"config:\n  flywheel:namespace: ci\n  flywheel:x: {{a: {literal}}}\n")
+    assert render_tool.main(["--stack", "tag", "--stack-file", str(stack_file), "--out", str(tmp_path / "o")]) == 2
+    (problem,) = capsys.readouterr().err.splitlines()[1:]
+    assert problem.startswith(f"  {stack_file}: line 3: {expected} (the Pulumi CLI refuses it too"), problem
+
+
+def test_a_value_error_while_parsing_is_the_files_problem_not_a_bug(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools import stack_yaml
+
+    def unforeseen(*_: Any) -> None:
+        raise ValueError(CANARY_TOKEN)  # its text may quote the value: it is not printed
+
+    monkeypatch.setattr(stack_yaml, "_go_resolve", unforeseen)
+    stack_file = tmp_path / "Pulumi.odd.yaml"
+    stack_file.write_text("config:\n  flywheel:x: 1\n")
+    assert render_tool.main(["--stack", "odd", "--stack-file", str(stack_file), "--out", str(tmp_path / "o")]) == 2
+    (problem,) = capsys.readouterr().err.splitlines()[1:]
+    assert problem.startswith(f"  {stack_file}: a value this reader cannot parse (ValueError;"), problem
+    _no_canary(problem)
 
 
 # --- limits of the consumers ----------------------------------------------------------------------------------

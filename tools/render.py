@@ -105,6 +105,13 @@ def read_stack_file(path: Path, salt: str | None = None) -> StackConfig:
         raise RenderConfigError([f"{path}: cannot read stack file ({err.strerror or err})"]) from None
     except StackFileError as err:
         raise RenderConfigError([f"{path}: {problem}" for problem in err.problems]) from None
+    except ValueError as err:  # a value the reader did not foresee is still the file's problem: exit 2, not 3
+        raise RenderConfigError(
+            [
+                f"{path}: a value this reader cannot parse ({type(err).__name__}; its text is not shown, it may be "
+                "a secret); check the file with `pulumi config`, and report it on the flywheel issue tracker"
+            ]
+        ) from None
     raw = document.get("config") or {}
     if not isinstance(raw, dict):
         raise RenderConfigError([f"{path}: 'config' must be a mapping of key: value"])
@@ -526,7 +533,18 @@ def render(stack_name: str, out: Path, stack_file: Path | None = None, policy_co
     for warning in dict.fromkeys([*warnings, *result.warnings]):
         print(f"flywheel: warning: {warning}", file=sys.stderr)
     violations = evaluate_policies(result.resources, pack_config)
-    write_output(out, result, violations)
+    try:
+        write_output(out, result, violations)
+    except OutputFolderError as err:  # --out changed while the program ran
+        print(f"flywheel render: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as err:  # disk full, a folder gone: the strerror only, a file name may carry a config value
+        print(
+            f"flywheel render: --out {out}: cannot write the render ({err.strerror or type(err).__name__}); "
+            "nothing of it was kept (expected a writable folder with free space)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     mandatory = [v for v in violations if v["enforcementLevel"] == "mandatory"]
     _print_summary(stack_name, out, result, violations, time.perf_counter() - started)
     return EXIT_POLICY if mandatory else EXIT_OK

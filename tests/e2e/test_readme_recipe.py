@@ -145,7 +145,24 @@ YAML_CASES = {
     "decimal beyond uint64": "flywheel:x: {a: 99999999999999999999}",
     "hex beyond uint64": "flywheel:x: {a: 0x7fffffffffffffffff}",
     "uint64 max": "flywheel:x: {a: 18446744073709551615}",
+    "number spellings": "flywheel:x: {a: 0X10, b: 0B11, c: 0O17, d: 1_000.5, e: -0_8, f: 1_0e3, g: +1, h: 0o17, "
+    "i: 0b101, j: 1_000, k: -0, l: 0x10, m: +0x10, n: -0b101, o: 08, p: 0_17}",
+    "timestamp layouts": "flywheel:x: {a: 2024-1-2, b: 2024-01-02T10:2:3Z, c: 2001-12-14 21:59:43.10 -5, "
+    "d: 2024-02-30}",
+    "tags that fit": "flywheel:x: {a: !!omap [a: 1], b: !!float 1, c: !!str 12, d: !!set {a, b}, e: !!int '12'}",
+    "float tag on text": "flywheel:x: {a: !!float x}",
+    "timestamp tag on text": "flywheel:x: {a: !!timestamp foo}",
+    "int tag on text": "flywheel:x: {a: !!int foo}",
+    "int tag on 0x": "flywheel:x: {a: !!int 0x}",
+    "int tag on a float": "flywheel:x: {a: !!int 1.5}",
+    "bool tag on yes": "flywheel:x: {a: !!bool yes}",
+    "binary tag on not base64": 'flywheel:x: {a: !!binary "@@"}',
 }
+# what the CLI says when it refuses a file, and the part of it the render's line must hold (a value as `…`)
+CLI_REFUSALS = re.compile(
+    r"mapping key .* already defined(?= at line \d+)|unsupported value|cannot decode !!\w+ `.*` as a !!\w+"
+    r"|!!binary value contains invalid base64 data"
+)
 
 
 def _offline(path: Path) -> StackConfig | list[str]:
@@ -170,9 +187,10 @@ def test_the_stack_file_reaches_the_render_as_it_reaches_the_engine(case: str, t
     offline = _offline(stack_file)
     if shown.returncode != 0:  # the CLI refuses the file: so must the render, with a line that says why
         assert isinstance(offline, list), f"the CLI refused it ({shown.stderr.strip()}); the render accepted it"
-        cli_reason = re.search(r"(mapping key .* already defined at line \d+|unsupported value)", shown.stderr)
+        cli_reason = CLI_REFUSALS.search(shown.stderr)
         assert cli_reason is not None, shown.stderr
-        assert any(cli_reason.group(1).split(" at line")[0] in problem for problem in offline), (offline, shown.stderr)
+        expected = re.sub(r"`.*`", "`…`", cli_reason.group(0))
+        assert any(expected in problem for problem in offline), (offline, shown.stderr)
         return
     assert isinstance(offline, StackConfig), offline
     entries = json.loads(shown.stdout)
