@@ -1092,8 +1092,8 @@ def _shown_value(error: Mapping[str, Any], hidden: set[SecretPath]) -> str:
     value = error.get("input")
     if is_key_name:
         text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
-    elif value is not None and _is_hidden(loc, hidden):
-        text = repr(REDACTED_TEXT)
+    elif value is not None and not isinstance(value, Mapping | list | tuple) and _is_hidden(loc, hidden):
+        text = repr(REDACTED_TEXT)  # an object or a list shows only its keys or length, below
     elif isinstance(value, Mapping):
         keys = ", ".join(_key_shown(str(k)) for k in sorted(value, key=str))
         text = f"an object with keys {keys}" if keys else "an empty object"

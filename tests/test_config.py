@@ -125,7 +125,7 @@ RULES = [
         "gitlab.extraVariables.DEPLOY_TOKEN",
         {"value": "has spaces in it", "masked": True},
         "gitlab.extraVariables.DEPLOY_TOKEN",
-        ["cannot be masked by GitLab", "got '[secret]'", "at least 8 characters"],
+        ["cannot be masked by GitLab", "got an object with keys masked, value;", "at least 8 characters"],
     ),
     (
         "gitlab.extraVariables.DEPLOY_TOKEN",
