@@ -170,6 +170,17 @@ def _assert_token_secret(lab: Lab, run: JobRun) -> None:
         assert not (run.state / name).exists(), f"the teardown removes {name}, which holds the token"
 
 
+def _bootstrapped(lab: Lab, name: str) -> tuple[dict[str, str], Path, Path]:
+    """Run the bootstrap alone for job ``name`` (Attic answering): the job's env, state dir and project dir."""
+    env = lab.job_env(name)
+    state, project = lab.tmp / f"{name}-state", lab.tmp / f"{name}-project"
+    project.mkdir()
+    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
+    boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
+    assert "publishing" in boot.stdout, boot.stdout
+    return job_env, state, project
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -437,12 +448,7 @@ def test_attic_dying_after_the_bootstrap_costs_the_build_a_bounded_stall(lab: La
     proper never does. The teardown notices, stops the watcher, skips the push.
     """
     chain = nix_lab.write_chain(lab.tmp / "chain", 2)
-    env = lab.job_env(f"dies-{mode}")
-    state, project = lab.tmp / f"dies-{mode}-state", lab.tmp / f"dies-{mode}-project"
-    project.mkdir()
-    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
-    boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
-    assert "publishing" in boot.stdout, boot.stdout
+    job_env, state, project = _bootstrapped(lab, f"dies-{mode}")
     lab.attic.set_mode(mode)
     build_env = {**job_env, "GREEDY_NIX_INSTALLABLE": chain.installable}
     started = time.monotonic()
@@ -474,12 +480,7 @@ def test_attic_dying_mid_build_costs_the_job_only_the_teardowns_probe(lab: Lab) 
     the teardown, whose probe finds Attic silent and skips the push. The cost is that probe, bounded."""
     chain = nix_lab.write_chain(lab.tmp / "chain", 4, seconds=1.5)
     first = nix_lab.chain_out_paths(chain, lab.admin_env, upto=1)[0]
-    env = lab.job_env("mid-build")
-    state, project = lab.tmp / "mid-build-state", lab.tmp / "mid-build-project"
-    project.mkdir()
-    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
-    boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
-    assert "publishing" in boot.stdout, boot.stdout
+    job_env, state, project = _bootstrapped(lab, "mid-build")
     build_env = {**job_env, "GREEDY_NIX_INSTALLABLE": chain.installable}
     started = time.monotonic()
     build = subprocess.Popen(
@@ -569,12 +570,7 @@ def test_more_new_paths_than_one_command_line_holds_are_all_pushed(lab: Lab) -> 
     one argv, and the teardown must still check and push them all (xargs); one argv fails "Argument list too
     long". The paths are signed with the upstream cache's key name, so the client plans them as "in upstream"
     and uploads nothing (attic push.rs PushPlan::plan's upstream filter): the test is about the command lines."""
-    env = lab.job_env("argmax")
-    state, project = lab.tmp / "argmax-state", lab.tmp / "argmax-project"
-    project.mkdir()
-    job_env = {**env, "GREEDY_ATTIC_STATE_DIR": str(state), "CI_PROJECT_DIR": str(project)}
-    boot = subprocess.run(["bash", str(nix_lab.BOOTSTRAP_SCRIPT)], env=job_env, capture_output=True, text=True)
-    assert "publishing" in boot.stdout, boot.stdout
+    job_env, state, _ = _bootstrapped(lab, "argmax")
     files = lab.tmp / "argmax-files"
     files.mkdir()
     tag = secrets.token_hex(4)

@@ -305,9 +305,7 @@ def test_yes_and_on_stay_strings_as_in_the_pulumi_cli(tmp_path: Path) -> None:
 def test_integers_beyond_int64_reach_the_render_as_they_reach_the_engine(
     tmp_path: Path, literal: str, expected: int | float | str
 ) -> None:
-    path = tmp_path / "Pulumi.big.yaml"
-    path.write_text(f"config:\n  flywheel:x: {{a: {literal}}}\n")
-    value = json.loads(read_stack_file(path).values["flywheel:x"])["a"]
+    value = _nested_scalar(tmp_path, literal)
     assert (value, type(value)) == (expected, type(expected))
 
 
@@ -344,10 +342,15 @@ def test_integers_beyond_int64_reach_the_render_as_they_reach_the_engine(
     ],
 )
 def test_scalars_reach_the_render_as_they_reach_the_engine(tmp_path: Path, literal: str, expected: Any) -> None:
+    value = _nested_scalar(tmp_path, literal)
+    assert (value, type(value)) == (expected, type(expected))
+
+
+def _nested_scalar(tmp_path: Path, literal: str) -> Any:
+    """``literal`` as the value of ``a`` in an object-valued key, read from a stack file as the render reads it."""
     path = tmp_path / "Pulumi.scalar.yaml"
     path.write_text(f"config:\n  flywheel:x: {{a: {literal}}}\n")
-    value = json.loads(read_stack_file(path).values["flywheel:x"])["a"]
-    assert (value, type(value)) == (expected, type(expected))
+    return json.loads(read_stack_file(path).values["flywheel:x"])["a"]
 
 
 @pytest.mark.parametrize(
