@@ -595,8 +595,8 @@ def test_bucket_job_script_passes_shellcheck() -> None:
         (
             {"size": "10Gi", "bazelCredentials": {"accessKeyId": "a", "secretAccessKey": "b"}},
             "flywheel:storage.bazelCredentials: 'endpoint', 'credentials' and 'bazelCredentials' belong to backend "
-            "'s3' (got '[secret]'; expected none of them with backend 'seaweedfs' (the program generates its "
-            "identities))",
+            "'s3' (got an object with keys accessKeyId, secretAccessKey; expected none of them with backend "
+            "'seaweedfs' (the program generates its identities))",
         ),
     ],
     ids=[
