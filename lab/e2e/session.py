@@ -4,6 +4,7 @@ flywheel project with its `dev` stack pointed at them."""
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,9 @@ from lab.e2e.standins import StandInControllers
 from lab.gitlab_api import seeded
 from lab.gitlab_api.server import GitLabStandIn
 
-CNPG_CRDS = ROOT.parent / "shared" / "crds"
+# The CloudNativePG CRDs (data the organisation keeps beside the checkout, ../shared/crds; a clone elsewhere points
+# FLYWHEEL_SHARED_CRDS at that folder). Without them every Cluster the program creates fails "no matches for kind".
+CNPG_CRDS = Path(os.environ.get("FLYWHEEL_SHARED_CRDS") or ROOT.parent / "shared" / "crds")
 PROVIDERS_BIN = ROOT / "lab" / "providers" / "bin"
 TEMPLATE_PROJECT_ID = 7
 # More GitLab groups and template projects, for more deployments in the same lab, each with its own namespace:
@@ -80,10 +83,17 @@ class Lab:
 
     def _install_crds(self) -> None:
         assert self.kube is not None
+        applied = 0
         for path in sorted(CNPG_CRDS.rglob("*.yaml")):
             for document in yaml.safe_load_all(path.read_text()):
                 if document and document.get("kind") == "CustomResourceDefinition":
                     self.kube.apply(document)
+                    applied += 1
+        if not applied:
+            raise RuntimeError(
+                f"no CustomResourceDefinition under {CNPG_CRDS}: the lab needs the CloudNativePG CRDs of "
+                "../shared/crds beside the checkout (or FLYWHEEL_SHARED_CRDS pointing at them)"
+            )
         wait_for(
             "CloudNativePG CRD established",
             lambda: self.kube is not None and self.kube.list("postgresql.cnpg.io/v1", "Cluster") is not None,
